@@ -1,0 +1,197 @@
+"""The one place pixels enter and leave: loading, resizing, atomic saving, colour transfer.
+
+Images inside the project are float32 numpy arrays or tensors `(H, W, 3)` of RGB in [0, 1].
+"""
+
+import contextlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from style_tf.errors import StyleError
+
+MAX_PIXELS = 50_000_000  # Larger images are refused as decompression bombs (about 7000 x 7000).
+_BACKGROUND = (255, 255, 255)  # Transparent pixels are composited on white, as a viewer shows them.
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                 ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def load_image(path: str | os.PathLike, max_dim: int | None = None) -> np.ndarray:
+    """Loads any image PIL opens as RGB float32 in [0, 1], upright, optionally downsized.
+
+    EXIF orientation is applied; palette, alpha (composited on white), grayscale, 1-bit,
+    16-bit, float, CMYK images become RGB; animated files give their first frame.
+
+    Args:
+      path: the image file.
+      max_dim: if given, the longest side is scaled down to this (never up).
+
+    Returns:
+      (H, W, 3) float32 array in [0, 1].
+
+    Raises:
+      StyleError: the file is missing, unreadable, not an image, empty or too large.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StyleError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            with Image.open(path) as img:
+                img.seek(0)
+                array = _to_rgb(ImageOps.exif_transpose(img))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise StyleError(f"{path}: image is larger than {MAX_PIXELS} pixels") from None
+    except UnidentifiedImageError:
+        raise StyleError(f"{path}: not an image PIL can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError,
+            AttributeError, ZeroDivisionError, MemoryError) as e:
+        # PIL raises many types for truncated or malformed data.
+        raise StyleError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise StyleError(f"{path}: image has zero size")
+    if max_dim:
+        array = resize(array, max_dim=max_dim, upscale=False)
+    return array
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Converts an opened PIL image of any mode to (H, W, 3) float32 in [0, 1]."""
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        scale = 65535.0 if a.max() > 255 or img.mode.startswith("I;16") else 255.0
+        a = np.clip(a / scale, 0, 1)
+        return np.repeat(a[..., None], 3, axis=-1).astype(np.float32)
+    if img.mode == "F":
+        a = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        if a.max() > 1.0:  # Float images in 0..255 or 0..65535 rather than 0..1.
+            a = a / (65535.0 if a.max() > 255 else 255.0)
+        a = np.clip(a, 0, 1)
+        return np.repeat(a[..., None], 3, axis=-1).astype(np.float32)
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _BACKGROUND + (255,))
+        img = Image.alpha_composite(background, rgba)
+    img = img.convert("RGB")
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def resize(image, max_dim: int | None = None, size: tuple[int, int] | None = None,
+           upscale: bool = True) -> np.ndarray:
+    """Resizes `(H, W, 3)` keeping the aspect ratio (longest side `max_dim`) or to `size`.
+
+    Args:
+      image: (H, W, C) array or tensor.
+      max_dim: longest side of the result.
+      size: exact (height, width), instead of `max_dim`.
+      upscale: if False, an image already smaller than `max_dim` is returned as is.
+
+    Returns:
+      (H', W', C) float32 numpy array, clipped to [0, 1].
+    """
+    h, w = int(image.shape[0]), int(image.shape[1])
+    if size is None:
+        scale = max_dim / max(h, w)
+        if scale >= 1 and not upscale:
+            return np.asarray(image, dtype=np.float32)
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if tuple(size) == (h, w):
+        return np.asarray(image, dtype=np.float32)
+    out = tf.image.resize(tf.convert_to_tensor(image, tf.float32), size, method="bicubic",
+                          antialias=True)
+    return np.clip(out.numpy(), 0.0, 1.0)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yields a temporary path beside `path`; renames it onto `path` only on success.
+
+    An existing file at `path` is either kept whole or replaced whole, never half-written.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise StyleError(f"{folder}: output folder does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_image(path: str | os.PathLike, image) -> None:
+    """Saves `(H, W, 3)` RGB in [0, 1] atomically; the format follows the file suffix.
+
+    Raises:
+      StyleError: unknown suffix, or the folder is missing or not writable.
+      ValueError: the image holds NaN or Inf (a bug upstream; never written).
+    """
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise StyleError(f"{path}: unknown image suffix (use one of {', '.join(_SAVE_FORMATS)})")
+    array = np.asarray(image, dtype=np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"refusing to save a non-finite image to {path}")
+    pixels = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+    try:
+        with atomic_path(path) as tmp:
+            Image.fromarray(pixels, "RGB").save(tmp, format=fmt)
+    except PermissionError:
+        raise StyleError(f"{path}: output folder is not writable") from None
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Regular, non-hidden files in `folder`, sorted; loading decides which are images."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+# --- colour -------------------------------------------------------------------------------
+
+_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
+                        [0.596, -0.274, -0.322],
+                        [0.211, -0.523, 0.312]], np.float32)
+
+
+def keep_luminance(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Takes the luminance of `stylized` and the colour (chroma) of `content` (same size)."""
+    yiq_s = stylized @ _RGB_TO_YIQ.T
+    yiq_c = content @ _RGB_TO_YIQ.T
+    yiq = np.concatenate([yiq_s[..., :1], yiq_c[..., 1:]], axis=-1)
+    return np.clip(yiq @ np.linalg.inv(_RGB_TO_YIQ).T, 0, 1).astype(np.float32)
+
+
+def match_color(source: np.ndarray, target: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Recolours `source` so its RGB mean and covariance match `target`'s.
+
+    Used to move a style image into the content's palette before transfer (colour
+    preservation by histogram matching, Gatys et al. 2016).
+    """
+    src = source.reshape(-1, 3).astype(np.float64)
+    tgt = target.reshape(-1, 3).astype(np.float64)
+    mu_s, mu_t = src.mean(0), tgt.mean(0)
+    cov_s = np.cov(src, rowvar=False) + eps * np.eye(3)
+    cov_t = np.cov(tgt, rowvar=False) + eps * np.eye(3)
+    # x -> cov_t^1/2 cov_s^-1/2 (x - mu_s) + mu_t, with symmetric square roots.
+    transform = _sqrtm(cov_t) @ np.linalg.inv(_sqrtm(cov_s))
+    out = (src - mu_s) @ transform.T + mu_t
+    return np.clip(out, 0, 1).reshape(source.shape).astype(np.float32)
+
+
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh(matrix)
+    return vectors @ np.diag(np.sqrt(np.maximum(values, 0))) @ vectors.T

@@ -1,0 +1,104 @@
+"""Losses as pure functions of tensors, written with `keras.ops` (any Keras backend).
+
+Normalisation follows the TensorFlow style transfer tutorial, so its published weights mean
+the same here: Gram matrices are divided by the number of positions, style and content
+losses are means of squared differences averaged over their layers, and total variation is
+the summed absolute difference of neighbouring pixels (`tf.image.total_variation`).
+Functions that sum over layers return named parts (`{"style/block1_conv1": ...}`) for logging.
+"""
+
+from keras import ops
+
+
+def gram_matrix(features, mask=None):
+    """Gram matrix of features, divided by the number of (masked) positions.
+
+    Args:
+      features: (B, H, W, C).
+      mask: optional (B, H, W, 1) weights in [0, 1]; the Gram of the masked region.
+
+    Returns:
+      (B, C, C) float32.
+    """
+    features = ops.cast(features, "float32")
+    shape = ops.shape(features)
+    if mask is None:
+        count = ops.cast(shape[1] * shape[2], "float32")
+    else:
+        mask = ops.cast(mask, "float32")
+        features = features * mask
+        count = ops.maximum(ops.sum(mask, axis=(1, 2, 3)), 1.0)[:, None, None]
+    return ops.einsum("bijc,bijd->bcd", features, features) / count
+
+
+def mean_std(features, eps: float = 1e-5):
+    """Per-channel mean and standard deviation over positions: two (B, 1, 1, C) tensors."""
+    features = ops.cast(features, "float32")
+    mean = ops.mean(features, axis=(1, 2), keepdims=True)
+    var = ops.mean(ops.square(features - mean), axis=(1, 2), keepdims=True)
+    return mean, ops.sqrt(var + eps)
+
+
+def weighted_layer_mean(parts: dict, layer_weights: dict, prefix: str):
+    """Names each layer's loss `prefix/layer` and returns (sum_l w_l * loss_l / n_layers, parts)."""
+    named = {f"{prefix}/{name}": value for name, value in parts.items()}
+    total = ops.sum(ops.stack([layer_weights.get(n, 1.0) * v for n, v in parts.items()]))
+    return total / len(parts), named
+
+
+def content_loss(features: dict, targets: dict, layer_weights: dict | None = None):
+    """Mean squared feature difference averaged over layers.
+
+    Args:
+      features, targets: `{layer: (B, H, W, C)}` with the same keys.
+      layer_weights: optional `{layer: weight}` (default 1).
+
+    Returns:
+      (scalar loss, `{"content/<layer>": scalar}`).
+    """
+    parts = {name: ops.mean(ops.square(ops.cast(features[name], "float32") -
+                                       ops.cast(targets[name], "float32")))
+             for name in targets}
+    return weighted_layer_mean(parts, layer_weights or {}, "content")
+
+
+def style_loss(grams: dict, targets: dict, layer_weights: dict | None = None):
+    """Mean squared Gram difference averaged over layers.
+
+    Args:
+      grams: `{layer: (B, C, C)}` Gram matrices of the image.
+      targets: `{layer: (1 or B, C, C)}` target Gram matrices.
+      layer_weights: optional `{layer: weight}` (default 1).
+
+    Returns:
+      (scalar loss, `{"style/<layer>": scalar}`).
+    """
+    parts = {name: ops.mean(ops.square(grams[name] - targets[name])) for name in targets}
+    return weighted_layer_mean(parts, layer_weights or {}, "style")
+
+
+def total_variation(images):
+    """Sum of absolute differences of neighbouring pixels: (B, H, W, C) -> scalar (batch sum)."""
+    dy = ops.abs(images[:, 1:, :, :] - images[:, :-1, :, :])
+    dx = ops.abs(images[:, :, 1:, :] - images[:, :, :-1, :])
+    return ops.sum(dy) + ops.sum(dx)
+
+
+def mean_std_loss(features: dict, targets: dict, eps: float = 1e-5):
+    """AdaIN style loss: squared distance of per-channel means and stds, summed over layers.
+
+    Args:
+      features: `{layer: (B, H, W, C)}` of the stylized image.
+      targets: `{layer: (B, H, W, C)}` of the style image.
+
+    Returns:
+      (scalar loss summed over layers, `{"style/<layer>": scalar}`).
+    """
+    parts = {}
+    for name in targets:
+        mean, std = mean_std(features[name], eps)
+        t_mean, t_std = mean_std(targets[name], eps)
+        # Means over batch and channels, as the AdaIN reference code, so style weight 10 holds.
+        parts[f"style/{name}"] = (ops.mean(ops.square(mean - t_mean)) +
+                                  ops.mean(ops.square(std - t_std)))
+    return ops.sum(ops.stack(list(parts.values()))), parts

@@ -1,0 +1,309 @@
+"""The Gatys engine: style targets once per scale, a compiled loss/gradient, Adam or L-BFGS.
+
+The image is the only variable. `tf.function` wraps the small loss/gradient and Adam step
+functions; the Python loop, progress, snapshots and file I/O stay outside (in stylize.py,
+through `callback`). Coarse-to-fine `scales` start each scale from the upsampled result of
+the previous one, which is how large outputs are reached quickly and without running out
+of memory.
+"""
+
+import dataclasses
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import scipy.optimize
+import tensorflow as tf
+from absl import logging
+
+from style_tf import images, losses, vgg
+from style_tf.errors import StyleError
+
+TUTORIAL_STYLE_LAYERS = tuple((f"block{i}_conv1", 1.0) for i in range(1, 6))
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizeConfig:
+    """Settings of the optimisation engine (defaults measured in benchmarks/optimize.py)."""
+
+    network: str = "vgg19"  # Feature network: vgg19 (bundled weights) or vgg16.
+    vgg_weights: str = "bundled"  # "bundled", "imagenet" (Keras cache/download) or a file path.
+    pooling: str = "max"  # "max" as trained; "avg" gives smoother textures.
+    content_layers: tuple[tuple[str, float], ...] = (("block5_conv2", 1.0),)  # (layer, weight).
+    style_layers: tuple[tuple[str, float], ...] = TUTORIAL_STYLE_LAYERS  # (layer, weight).
+    content_weight: float = 1e4  # As the TensorFlow tutorial.
+    style_weight: float = 1e-2  # As the TensorFlow tutorial.
+    tv_weight: float = 30.0  # As the TensorFlow tutorial, on summed absolute differences.
+    optimizer: str = "lbfgs"  # "lbfgs" (scipy L-BFGS-B, bounded to [0, 1]) or "adam".
+    steps: int = 100  # Iterations per scale.
+    learning_rate: float = 0.02  # Adam only; with beta1 0.99, epsilon 0.1 as the tutorial.
+    init: str = "content"  # "content", "noise", "style" or an image path.
+    seed: int = 0  # Seeds the noise init and TensorFlow; same seed and flags, same output.
+    style_scale: float = 1.0  # Style image's longest side relative to the output's.
+    scales: tuple[int, ...] = (256,)  # Coarse sizes run before the final max_dim (empty: none).
+    precision: str = "bfloat16"  # VGG arithmetic: "bfloat16" (AMX/AVX512-BF16) or "float32".
+
+    def __post_init__(self):
+        if self.optimizer not in ("lbfgs", "adam"):
+            raise StyleError(f"unknown optimizer {self.optimizer!r} (use lbfgs or adam)")
+        if self.steps < 0:
+            raise StyleError(f"steps must be >= 0, got {self.steps}")
+        if self.precision not in ("bfloat16", "float32"):
+            raise StyleError(f"unknown precision {self.precision!r} (use bfloat16 or float32)")
+        for name in ("content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate"):
+            if not getattr(self, name) >= 0:
+                raise StyleError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.style_scale > 0:
+            raise StyleError("style_scale must be > 0")
+        if not self.content_layers or not self.style_layers:
+            raise StyleError("content_layers and style_layers must not be empty")
+
+
+@dataclasses.dataclass
+class Step:
+    """What the engine reports after each iteration (to progress bars, logs, snapshots)."""
+
+    scale: int  # Index into the list of sizes.
+    size: tuple[int, int]  # (H, W) of this scale.
+    step: int  # Iteration within this scale, from 1.
+    total_step: int  # Iteration over all scales, from 1.
+    loss: float
+    parts: dict[str, float]
+    image: Callable[[], np.ndarray]  # The current image, (H, W, 3) in [0, 1].
+
+
+def feature_model_for(config: OptimizeConfig) -> keras.Model:
+    """The frozen VGG returning every content and style layer of `config`."""
+    layers = [n for n, _ in config.content_layers] + [n for n, _ in config.style_layers]
+    dtype = "mixed_bfloat16" if config.precision == "bfloat16" else None
+    return vgg.feature_model(layers, config.network, config.vgg_weights, config.pooling, dtype=dtype)
+
+
+def scale_sizes(shape: tuple[int, int], max_dim: int, scales: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(H, W) of each scale: the coarse `scales` below `max_dim`, then `max_dim` itself."""
+    h, w = shape
+    dims = sorted({d for d in scales if d < max_dim}) + [max_dim]
+    return [(max(1, round(h * d / max(h, w))), max(1, round(w * d / max(h, w)))) for d in dims]
+
+
+class Problem:
+    """The loss of one scale: content/style targets computed once, a compiled loss and gradient."""
+
+    def __init__(self, model: keras.Model, config: OptimizeConfig, content: np.ndarray,
+                 styles: list[np.ndarray], style_weights: list[float],
+                 masks: list[np.ndarray] | None = None):
+        """Computes the targets.
+
+        Args:
+          model: from `feature_model_for(config)`.
+          config: the engine settings.
+          content: (H, W, 3) content at this scale's size.
+          styles: (h, w, 3) style images at their size for this scale.
+          style_weights: blend weights, one per style, summing to 1.
+          masks: optional (H, W) masks in [0, 1], one per style.
+        """
+        self.model, self.config = model, config
+        self.content_layer_weights = dict(config.content_layers)
+        self.style_layer_weights = dict(config.style_layers)
+        self.style_weights = [float(w) for w in style_weights]
+        features = model(content[None])
+        self.content_targets = {n: features[n] for n in self.content_layer_weights}
+        grams = [self._grams(model(s[None])) for s in styles]  # Per style: {layer: (1, C, C)}.
+        if masks is None:
+            # Blending Gram targets is equivalent to blending style losses, at a single loss cost.
+            self.style_targets = [{n: sum(w * g[n] for w, g in zip(self.style_weights, grams))
+                                   for n in self.style_layer_weights}]
+            self.layer_masks = None
+        else:
+            self.style_targets = grams
+            self.layer_masks = [{n: tf.image.resize(m[None, :, :, None], tf.shape(features[n])[1:3],
+                                                    antialias=True)
+                                 for n in self.style_layer_weights} for m in masks]
+
+    def _grams(self, features, masks=None):
+        return {n: losses.gram_matrix(features[n], None if masks is None else masks[n])
+                for n in self.style_layer_weights}
+
+    def losses(self, image):
+        """Total loss and its named parts for (1, H, W, 3) `image`."""
+        c = self.config
+        features = self.model(image)
+        content, parts = losses.content_loss(features, self.content_targets, self.content_layer_weights)
+        style = 0.0
+        if self.layer_masks is None:
+            style, style_parts = losses.style_loss(self._grams(features), self.style_targets[0],
+                                                   self.style_layer_weights)
+            parts.update(style_parts)
+        else:
+            for i, (targets, masks) in enumerate(zip(self.style_targets, self.layer_masks)):
+                value, _ = losses.style_loss(self._grams(features, masks), targets,
+                                             self.style_layer_weights)
+                parts[f"style/mask{i}"] = value
+                style += self.style_weights[i] * value
+        tv = losses.total_variation(image)
+        parts.update({"content": content, "style": style, "tv": tv})
+        total = c.content_weight * content + c.style_weight * style + c.tv_weight * tv
+        return total, parts
+
+    @tf.function(reduce_retracing=True)
+    def value_and_grad(self, image):
+        """(loss, parts, d loss / d image) for (1, H, W, 3) `image`."""
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            loss, parts = self.losses(image)
+        return loss, parts, tape.gradient(loss, image)
+
+    @tf.function(reduce_retracing=True)
+    def adam_step(self, image: tf.Variable, optimizer: keras.optimizers.Optimizer):
+        """One Adam update of `image`, kept in [0, 1]; returns the loss before it and its parts."""
+        loss, parts, grad = self.value_and_grad(tf.convert_to_tensor(image))
+        optimizer.apply_gradients([(grad, image)])
+        image.assign(tf.clip_by_value(image, 0.0, 1.0))
+        return loss, parts
+
+
+def initial_image(config: OptimizeConfig, content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """The starting image at the content's size, from `config.init`."""
+    if config.init == "content":
+        return content
+    if config.init == "noise":
+        rng = np.random.default_rng(config.seed)
+        return rng.uniform(0, 1, content.shape).astype(np.float32)
+    size = content.shape[:2]
+    if config.init == "style":
+        return images.resize(style, size=size)
+    return images.resize(images.load_image(config.init), size=size)
+
+
+def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConfig,
+             max_dim: int, style_weights: list[float] | None = None,
+             masks: list[np.ndarray] | None = None, model: keras.Model | None = None,
+             callback: Callable[[Step], bool | None] | None = None) -> np.ndarray:
+    """Stylizes `content` by optimisation over coarse-to-fine scales.
+
+    Args:
+      content: (H, W, 3) content image in [0, 1], any size (resized per scale).
+      styles: (h, w, 3) style images.
+      config: engine settings.
+      max_dim: longest side of the result.
+      style_weights: blend weights, one per style (default equal); normalised to sum 1.
+      masks: optional (H, W) masks in [0, 1] (white = that style applies), one per style.
+      model: a feature model from `feature_model_for(config)` to reuse across images.
+      callback: called with a `Step` after each iteration; returning True stops early.
+
+    Returns:
+      (H', W', 3) float32 image in [0, 1] with longest side `max_dim`.
+    """
+    if style_weights is None:
+        style_weights = [1.0] * len(styles)
+    if len(style_weights) != len(styles) or (masks is not None and len(masks) != len(styles)):
+        raise StyleError(f"{len(styles)} styles need as many style weights and masks")
+    if min(style_weights) < 0 or sum(style_weights) <= 0:
+        raise StyleError("style weights must be >= 0 with a positive sum")
+    style_weights = [w / sum(style_weights) for w in style_weights]
+    keras.utils.set_random_seed(config.seed)
+    model = model or feature_model_for(config)
+    sizes = scale_sizes(content.shape[:2], max_dim, config.scales)
+    image = initial_image(config, images.resize(content, size=sizes[0]), styles[0])
+    total_step = 0
+    for index, size in enumerate(sizes):
+        image = images.resize(image, size=size)
+        scaled_content = images.resize(content, size=size)
+        style_dim = max(1, round(config.style_scale * max(size)))
+        scaled_styles = [images.resize(s, max_dim=style_dim) for s in styles]
+        scaled_masks = None if masks is None else [images.resize(m[..., None], size=size)[..., 0]
+                                                   for m in masks]
+        problem = Problem(model, config, scaled_content, scaled_styles, style_weights, scaled_masks)
+        run = _lbfgs if config.optimizer == "lbfgs" else _adam
+        image, total_step, stop = run(problem, image, config, index, size, total_step, callback)
+        logging.info("scale %d (%dx%d) done after %d steps", index, size[1], size[0], total_step)
+        if stop:
+            break
+    return image
+
+
+def _report(callback, index, size, step, total_step, loss, parts, image_fn) -> bool:
+    if callback is None:
+        return False
+    parts = {k: float(v) for k, v in parts.items()}
+    return bool(callback(Step(index, size, step, total_step, float(loss), parts, image_fn)))
+
+
+class NonFiniteLoss(StyleError):
+    """The loss became NaN or Inf and lowering the step did not help."""
+
+
+def _adam(problem, image, config, index, size, total_step, callback):
+    """Adam with the tutorial's betas; on a non-finite loss, restores the last finite image
+    and halves the learning rate (at most 5 times)."""
+    variable = tf.Variable(image[None])
+    lr = config.learning_rate
+    optimizer = _adam_optimizer(lr, variable)
+    last_good, halvings, step = image, 0, 0
+    while step < config.steps:
+        loss, parts = problem.adam_step(variable, optimizer)
+        if not np.isfinite(float(loss)):
+            halvings += 1
+            if halvings > 5:
+                raise NonFiniteLoss(f"loss is not finite at step {total_step + 1} even at learning "
+                                    f"rate {lr:g}; lower --learning_rate or the loss weights")
+            lr /= 2
+            logging.warning("non-finite loss at step %d: back to the last finite image, "
+                            "learning rate %g", total_step + 1, lr)
+            variable.assign(last_good[None])
+            optimizer = _adam_optimizer(lr, variable)
+            continue
+        step += 1
+        total_step += 1
+        last_good = variable.numpy()[0]
+        current = last_good
+        if _report(callback, index, size, step, total_step, loss, parts, lambda: current):
+            return last_good, total_step, True
+    return variable.numpy()[0], total_step, False
+
+
+def _adam_optimizer(lr: float, variable: tf.Variable) -> keras.optimizers.Optimizer:
+    optimizer = keras.optimizers.Adam(learning_rate=lr, beta_1=0.99, epsilon=0.1)
+    optimizer.build([variable])  # Slots are created here, not inside the tf.function.
+    return optimizer
+
+
+def _lbfgs(problem, image, config, index, size, total_step, callback):
+    """scipy's L-BFGS-B with [0, 1] bounds; restarted (fresh memory) if a line search fails."""
+    shape = (1,) + image.shape
+    best = {"x": image.ravel().astype(np.float64), "loss": np.inf, "parts": {}}
+
+    def fun(x):
+        loss, parts, grad = problem.value_and_grad(tf.constant(x.reshape(shape), tf.float32))
+        loss = float(loss)
+        if not np.isfinite(loss):
+            return np.inf, np.zeros_like(x)  # Makes the line search back off.
+        if loss < best["loss"]:
+            best.update(x=x.copy(), loss=loss, parts=parts)
+        return loss, grad.numpy().ravel().astype(np.float64)
+
+    step, stop = 0, False
+
+    def on_iteration(intermediate_result):
+        nonlocal step, stop, total_step
+        step += 1
+        total_step += 1
+        x = best["x"]
+        if _report(callback, index, size, step, total_step, best["loss"], best["parts"],
+                   lambda: x.reshape(image.shape).astype(np.float32)):
+            stop = True
+            raise StopIteration
+    while step < config.steps and not stop:
+        before = step
+        result = scipy.optimize.minimize(
+            fun, best["x"], jac=True, method="L-BFGS-B", callback=on_iteration,
+            bounds=scipy.optimize.Bounds(0.0, 1.0),
+            options={"maxiter": config.steps - step, "maxcor": 20, "ftol": 0.0, "gtol": 0.0,
+                     "maxfun": 2 * (config.steps - step) + 20})
+        if step == before:  # No progress at all: a restart would fail the same way.
+            logging.info("L-BFGS stopped: %s", result.message)
+            break
+    if not np.isfinite(best["loss"]) and config.steps > 0:
+        raise NonFiniteLoss("loss is not finite from the first step; check the loss weights")
+    return best["x"].reshape(image.shape).astype(np.float32), total_step, stop
