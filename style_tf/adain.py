@@ -1,0 +1,158 @@
+"""AdaIN (Huang & Belongie 2017): VGG19 encoder, adaptive instance norm, trained decoder.
+
+Written with Keras layers and `keras.ops` so the network runs under any Keras backend (the
+decoder can be trained under JAX on a GPU and loaded back into TensorFlow for export).
+
+A style is summarised by its *style vector*: the per-channel means then standard deviations
+of its `block4_conv1` features, `(B, 1, 1, 1024)`. Because AdaIN is linear in the style
+statistics, the paper's interpolation between styles (a weighted sum of AdaIN outputs)
+equals AdaIN with the weighted sum of style vectors, which is what the phone models do.
+"""
+
+import keras
+from keras import ops
+
+from style_tf import losses, vgg
+from style_tf.errors import StyleError
+
+ENCODER_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
+BOTTLENECK = "block4_conv1"
+CHANNELS = 512  # Channels of the bottleneck; a style vector has 2 * CHANNELS values.
+EPS = 1e-5
+
+# The decoder mirrors VGG19 up to block4_conv1: (filters, upsample after) per 3x3 conv.
+DECODER_PLAN = ((256, True), (256, False), (256, False), (256, False), (128, True),
+                (128, False), (64, True), (64, False))
+
+
+def adaptive_instance_norm(content_feat, style_feat, eps: float = EPS):
+    """Re-normalises content features to the style's per-channel mean and std.
+
+    Args:
+      content_feat: (B, H, W, C).
+      style_feat: (B, h, w, C).
+
+    Returns:
+      (B, H, W, C) float32.
+    """
+    return apply_style_vector(content_feat, style_vector(style_feat, eps), eps)
+
+
+def style_vector(features, eps: float = EPS):
+    """(B, H, W, C) -> (B, 1, 1, 2C): channel means then channel stds."""
+    mean, std = losses.mean_std(features, eps)
+    return ops.concatenate([mean, std], axis=-1)
+
+
+def apply_style_vector(content_feat, vector, eps: float = EPS, mask=None):
+    """AdaIN with a style vector; with `mask` (B, H, W, 1), content stats come from that region.
+
+    Returns:
+      (B, H, W, C) float32: `std_s * (x - mean_c) / std_c + mean_s`.
+    """
+    content_feat = ops.cast(content_feat, "float32")
+    channels = ops.shape(vector)[-1] // 2
+    s_mean, s_std = vector[..., :channels], vector[..., channels:]
+    if mask is None:
+        c_mean, c_std = losses.mean_std(content_feat, eps)
+    else:
+        mask = ops.cast(mask, "float32")
+        area = ops.maximum(ops.sum(mask, axis=(1, 2), keepdims=True), 1.0)
+        c_mean = ops.sum(content_feat * mask, axis=(1, 2), keepdims=True) / area
+        c_var = ops.sum(ops.square(content_feat - c_mean) * mask, axis=(1, 2), keepdims=True) / area
+        c_std = ops.sqrt(c_var + eps)
+    return s_std * (content_feat - c_mean) / c_std + s_mean
+
+
+def encoder(weights: str | None = "bundled", dtype: str | None = None,
+            layers=ENCODER_LAYERS) -> keras.Model:
+    """Frozen VGG19 up to `block4_conv1` (shared with the optimize engine via vgg.py)."""
+    return vgg.feature_model(layers, "vgg19", weights, dtype=dtype, name="adain_encoder")
+
+
+def decoder(dtype: str | None = None) -> keras.Model:
+    """The mirror of the encoder: (B, H/8, W/8, 512) features -> (B, H, W, 3) RGB (unclipped).
+
+    Nearest-neighbour upsampling, no normalisation, zero ("same") padding: in TFLite,
+    reflection padding (MIRROR_PAD) costs about 40% of the transform's time on a phone-class
+    CPU, and a decoder trained with zero padding learns its borders.
+    """
+    inputs = keras.Input((None, None, CHANNELS), name="features")
+    x = inputs
+    for i, (filters, upsample) in enumerate(DECODER_PLAN, start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                name=f"decoder_conv{i}", dtype=dtype)(x)
+        if upsample:
+            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"decoder_up{i}",
+                                          dtype=dtype)(x)
+    x = keras.layers.Conv2D(3, 3, padding="same", name="decoder_rgb", dtype=dtype)(x)
+    outputs = keras.layers.Activation("linear", dtype="float32", name="rgb")(x)
+    return keras.Model(inputs, outputs, name="adain_decoder")
+
+
+def load_decoder(path, dtype: str | None = None) -> keras.Model:
+    """A decoder with weights from a `.weights.h5` file.
+
+    Raises:
+      StyleError: the file is missing or does not hold this decoder's weights.
+    """
+    import os
+
+    model = decoder(dtype)
+    if not os.path.isfile(path):
+        raise StyleError(f"{path}: decoder weights not found")
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StyleError(f"{path}: not AdaIN decoder weights ({first})") from None
+    return model
+
+
+def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, masks=None):
+    """Stylizes content images with style vectors.
+
+    Args:
+      enc, dec: encoder (returning at least `block4_conv1`) and decoder.
+      content: (B, H, W, 3) RGB in [0, 1]; H and W multiples of 8 keep the size exact.
+      vector: (B, 1, 1, 1024) style vector, or a list of them when `masks` is given.
+      alpha: 0 = the content's own features decoded, 1 = full style.
+      masks: optional list of (B, H, W, 1) region masks in [0, 1] (summing to 1), one per vector.
+
+    Returns:
+      (B, H, W, 3) RGB, clipped to [0, 1].
+    """
+    feat = ops.cast(enc(content)[BOTTLENECK], "float32")  # (B, H/8, W/8, 512)
+    if masks is None:
+        target = apply_style_vector(feat, vector)
+    else:
+        size = ops.shape(feat)[1:3]
+        target = 0.0
+        for v, m in zip(vector, masks):
+            m = ops.image.resize(ops.cast(m, "float32"), size, interpolation="bilinear")
+            target = target + m * apply_style_vector(feat, v, mask=m)
+    target = alpha * target + (1.0 - alpha) * feat
+    return ops.clip(ops.cast(dec(target), "float32"), 0.0, 1.0)
+
+
+def training_losses(enc: keras.Model, dec: keras.Model, content, style,
+                    content_weight: float = 1.0, style_weight: float = 10.0):
+    """The AdaIN training objective for one batch (shared by training and evaluation).
+
+    Args:
+      enc: encoder returning all of ENCODER_LAYERS.
+      dec: decoder being trained.
+      content, style: (B, H, W, 3) RGB in [0, 1].
+
+    Returns:
+      (total loss, {"content": ..., "style": ..., "style/<layer>": ...}, stylized images).
+    """
+    c_feats = enc(content)
+    s_feats = enc(style)
+    target = adaptive_instance_norm(c_feats[BOTTLENECK], s_feats[BOTTLENECK])
+    stylized = ops.cast(dec(target), "float32")
+    g_feats = enc(stylized)
+    content_loss = ops.mean(ops.square(ops.cast(g_feats[BOTTLENECK], "float32") - target))
+    style_loss, parts = losses.mean_std_loss(g_feats, s_feats)
+    parts.update({"content": content_loss, "style": style_loss})
+    return content_weight * content_loss + style_weight * style_loss, parts, stylized

@@ -1,0 +1,306 @@
+"""Trains the AdaIN decoder under a tf.distribute strategy; `python -m style_tf.train`.
+
+One CPU, several GPUs (MirroredStrategy) or a Colab TPU (TPUStrategy) run the same code:
+the models and optimiser are built under `strategy.scope()`, each step runs `strategy.run`
+inside a `tf.function`, and the per-replica losses (means over the local batch) are scaled
+by 1/replicas so the summed gradients are those of the global batch mean.
+
+Checkpoints (tf.train.CheckpointManager) go to `<model_dir>/ckpt`; a restart with the same
+`--model_dir` resumes. TensorBoard scalars and images go to `<model_dir>/train`, a CSV log
+to `<model_dir>/log.csv`, and the decoder to `<model_dir>/decoder.weights.h5` on every save.
+"""
+
+import dataclasses
+import os
+import signal
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+from tqdm import tqdm
+
+from style_tf import adain, data
+from style_tf.errors import StyleError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Decoder training settings (defaults as the AdaIN paper where it gives them)."""
+
+    content_dir: str  # Folder, glob or TFRecord pattern of photos (local or gs://).
+    style_dir: str  # Folder, glob or TFRecord pattern of artworks.
+    model_dir: str  # Checkpoints, TensorBoard logs and decoder.weights.h5.
+    steps: int = 160_000  # Total optimiser steps (a restart continues to this number).
+    batch_size: int = 8  # Per replica; the global batch is this times the replicas.
+    image_size: int = 256  # Random crop size.
+    resize_to: int = 512  # Shorter side before cropping.
+    learning_rate: float = 1e-4  # Adam, decayed as lr / (1 + lr_decay * step).
+    lr_decay: float = 5e-5
+    style_weight: float = 10.0
+    content_weight: float = 1.0
+    strategy: str = "auto"  # auto | default | mirrored | tpu.
+    tpu: str | None = None  # TPU name, or "local" for a Colab TPU.
+    mixed_precision: bool = False  # bfloat16 compute (TPUs; CPUs with AMX/AVX512-BF16).
+    save_every: int = 500  # Steps between checkpoints (the most a kill -9 can lose).
+    log_every: int = 50  # Steps between TensorBoard scalars and log lines.
+    style_balance: bool = True  # Each top-level style subfolder equally likely.
+    style_upweight: tuple[tuple[str, float], ...] = ()  # (subfolder, factor) sampling boosts.
+    init_decoder: str | None = None  # Start from these decoder weights (no checkpoint yet).
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "image_size", "save_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise StyleError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.image_size % 8:
+            raise StyleError(f"image_size must be a multiple of 8, got {self.image_size}")
+        if self.strategy not in ("auto", "default", "mirrored", "tpu"):
+            raise StyleError(f"unknown strategy {self.strategy!r} (auto, default, mirrored, tpu)")
+
+
+def make_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:
+    """The distribution strategy: TPU, mirrored over GPUs (or logical CPUs), or default."""
+    if name == "tpu" or (name == "auto" and tpu):
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "local")
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.NotFoundError) as e:
+            raise StyleError(f"no TPU {tpu or 'local'!r} found ({e})") from None
+        return tf.distribute.TPUStrategy(resolver)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+class Trainer:
+    """Models, optimiser, checkpoints and the distributed step for one training run."""
+
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy):
+        self.config, self.strategy = config, strategy
+        dtype = "mixed_bfloat16" if config.mixed_precision else None
+        with strategy.scope():
+            self.encoder = adain.encoder(dtype=dtype)
+            self.decoder = adain.decoder(dtype=dtype)
+            schedule = keras.optimizers.schedules.InverseTimeDecay(
+                config.learning_rate, decay_steps=1, decay_rate=config.lr_decay)
+            self.optimizer = keras.optimizers.Adam(schedule)
+            self.optimizer.build(self.decoder.trainable_variables)
+        self.schedule = schedule
+        self.checkpoint = tf.train.Checkpoint(decoder=self.decoder, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(config.model_dir, "ckpt"), max_to_keep=3)
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def restore(self) -> int:
+        """Resumes from the latest checkpoint (or the init decoder); returns the step."""
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            logging.info("resumed from step %d", self.step)
+        elif self.config.init_decoder:
+            self.decoder.load_weights(self.config.init_decoder)
+            logging.info("decoder initialised from %s", self.config.init_decoder)
+        return self.step
+
+    @tf.function
+    def train_step(self, iterator):
+        """One optimiser step on the next global batch; returns replica-mean losses."""
+        c = self.config
+        replicas = self.strategy.num_replicas_in_sync
+
+        def step_fn(content, style):
+            with tf.GradientTape() as tape:
+                loss, parts, _ = adain.training_losses(self.encoder, self.decoder, content, style,
+                                                       c.content_weight, c.style_weight)
+                scaled = loss / replicas  # Gradients are summed across replicas.
+            variables = self.decoder.trainable_variables
+            grads = tape.gradient(scaled, variables)
+            self.optimizer.apply_gradients(zip(grads, variables))
+            parts["total"] = loss
+            parts["batch"] = tf.cast(tf.shape(content)[0], tf.float32)
+            return parts
+
+        content, style = next(iterator)
+        parts = self.strategy.run(step_fn, args=(content, style))
+        mean = tf.distribute.ReduceOp.MEAN
+        out = {k: self.strategy.reduce(mean, v, axis=None) for k, v in parts.items() if k != "batch"}
+        out["batch"] = self.strategy.reduce(tf.distribute.ReduceOp.SUM, parts["batch"], axis=None)
+        return out
+
+    def save(self) -> None:
+        """Checkpoint plus decoder.weights.h5 (written to a temporary file, then renamed)."""
+        self.manager.save(checkpoint_number=self.step)
+        path = os.path.join(self.config.model_dir, "decoder.weights.h5")
+        tmp = os.path.join(self.config.model_dir, ".tmp-decoder.weights.h5")
+        self.decoder.save_weights(tmp)
+        os.replace(tmp, path)
+
+
+def datasets(config: TrainConfig, global_batch: int):
+    content = data.image_dataset(config.content_dir, global_batch, config.image_size,
+                                 config.resize_to, seed=config.seed)
+    style = data.image_dataset(config.style_dir, global_batch, config.image_size, config.resize_to,
+                               balance=config.style_balance, upweight=dict(config.style_upweight),
+                               seed=None if config.seed is None else config.seed + 1)
+    return tf.data.Dataset.zip((content, style))
+
+
+def train(config: TrainConfig) -> dict[str, float]:
+    """Trains until `config.steps`, resuming from `model_dir`; returns the last logged losses."""
+    tf.io.gfile.makedirs(config.model_dir)
+    strategy = make_strategy(config.strategy, config.tpu)
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    logging.info("strategy %s, %d replicas, global batch %d", type(strategy).__name__,
+                 strategy.num_replicas_in_sync, global_batch)
+    trainer = Trainer(config, strategy)
+    start = trainer.restore()
+    ds = datasets(config, global_batch)
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+    preview = next(iter(ds.take(1)))
+    writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
+    stop = _StopOnSignal()
+    last, tick, tick_step = {}, time.time(), start
+    bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=None)
+    try:
+        while trainer.step < config.steps and not stop.requested:
+            parts = trainer.train_step(iterator)
+            step = trainer.step
+            bar.update(1)
+            if step % config.log_every == 0 or step == config.steps:
+                last = {k: float(v) for k, v in parts.items()}
+                last["steps_per_s"] = (step - tick_step) / max(time.time() - tick, 1e-9)
+                last["learning_rate"] = float(trainer.schedule(step))
+                tick, tick_step = time.time(), step
+                _log(config.model_dir, writer, step, last)
+                bar.set_postfix(loss=f"{last['total']:.3g}")
+                if not np.isfinite(last["total"]):
+                    raise StyleError(f"loss is not finite at step {step}; lower --learning_rate")
+            if step % config.save_every == 0:
+                trainer.save()
+                _preview(writer, trainer, preview, step)
+    finally:
+        bar.close()
+        stop.restore()
+    if trainer.step > start or not os.path.exists(os.path.join(config.model_dir, "decoder.weights.h5")):
+        trainer.save()
+        logging.info("saved step %d to %s", trainer.step, config.model_dir)
+    if stop.requested:
+        raise KeyboardInterrupt
+    return last
+
+
+def _log(model_dir: str, writer, step: int, values: dict[str, float]) -> None:
+    with writer.as_default(step=step):
+        for name, value in values.items():
+            if name != "batch":
+                tf.summary.scalar(name, value)
+    path = os.path.join(model_dir, "log.csv")
+    names = sorted(values)
+    new = not tf.io.gfile.exists(path)
+    with tf.io.gfile.GFile(path, "a") as f:
+        if new:
+            f.write(",".join(["step"] + names) + "\n")
+        f.write(",".join([str(step)] + [f"{values[n]:.6g}" for n in names]) + "\n")
+    logging.info("step %d: %s", step, ", ".join(f"{n} {values[n]:.4g}" for n in names))
+
+
+def _preview(writer, trainer: Trainer, batch, step: int, count: int = 3) -> None:
+    """TensorBoard image: content | style | stylized, for a few fixed pairs."""
+    content, style = batch[0][:count], batch[1][:count]
+    _, _, stylized = adain.training_losses(trainer.encoder, trainer.decoder, content, style)
+    grid = tf.concat([content, style, tf.clip_by_value(stylized, 0.0, 1.0)], axis=2)
+    with writer.as_default(step=step):
+        tf.summary.image("content | style | stylized", grid, max_outputs=count)
+
+
+class _StopOnSignal:
+    """Turns SIGINT/SIGTERM into a request to stop after the current step (then save)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum, frame):
+        if self.requested:  # A second signal stops at once.
+            raise KeyboardInterrupt
+        self.requested = True
+        logging.warning("stopping after this step (signal %d); send again to stop now", signum)
+
+    def restore(self):
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def _define_flags() -> None:
+    defaults = TrainConfig("", "", "")
+    flags.DEFINE_string("content_dir", None, "Photos: folder, glob or TFRecord pattern (gs:// ok).")
+    flags.DEFINE_string("style_dir", None, "Artworks: folder, glob or TFRecord pattern (gs:// ok).")
+    flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs and decoder.weights.h5.")
+    flags.DEFINE_integer("steps", defaults.steps, "Total training steps (resumes count toward it).")
+    flags.DEFINE_integer("batch_size", defaults.batch_size, "Batch size per replica.")
+    flags.DEFINE_integer("image_size", defaults.image_size, "Random crop size (multiple of 8).")
+    flags.DEFINE_integer("resize_to", defaults.resize_to, "Shorter side before cropping.")
+    flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam learning rate.")
+    flags.DEFINE_float("lr_decay", defaults.lr_decay, "lr / (1 + lr_decay * step).")
+    flags.DEFINE_float("style_weight", defaults.style_weight, "Weight of the mean/std style loss.")
+    flags.DEFINE_float("content_weight", defaults.content_weight, "Weight of the content loss.")
+    flags.DEFINE_enum("strategy", defaults.strategy, ["auto", "default", "mirrored", "tpu"],
+                      "Distribution strategy.")
+    flags.DEFINE_string("tpu", None, "TPU name, or 'local' for a Colab TPU.")
+    flags.DEFINE_bool("mixed_precision", defaults.mixed_precision, "bfloat16 compute.")
+    flags.DEFINE_integer("save_every", defaults.save_every, "Steps between checkpoints.")
+    flags.DEFINE_integer("log_every", defaults.log_every, "Steps between logs.")
+    flags.DEFINE_bool("style_balance", defaults.style_balance, "Sample style subfolders equally.")
+    flags.DEFINE_list("style_upweight", [], "subfolder=factor pairs boosting style sources.")
+    flags.DEFINE_string("init_decoder", None, "Start from these decoder weights.")
+    flags.DEFINE_integer("seed", defaults.seed, "Data shuffling seed.")
+    flags.DEFINE_integer("threads", 0, "CPU threads for TensorFlow ops (0: all cores).")
+
+
+def main(argv) -> int:
+    del argv
+    f = flags.FLAGS
+    try:
+        for name in ("content_dir", "style_dir", "model_dir"):
+            if not f[name].value:
+                raise StyleError(f"--{name} is required")
+        upweight = []
+        for item in f.style_upweight:
+            name, _, factor = item.partition("=")
+            try:
+                upweight.append((name, float(factor)))
+            except ValueError:
+                raise StyleError(f"--style_upweight: {item!r} is not subfolder=factor") from None
+        if f.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(f.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(f.threads)
+        config = TrainConfig(
+            content_dir=f.content_dir, style_dir=f.style_dir, model_dir=f.model_dir, steps=f.steps,
+            batch_size=f.batch_size, image_size=f.image_size, resize_to=f.resize_to,
+            learning_rate=f.learning_rate, lr_decay=f.lr_decay, style_weight=f.style_weight,
+            content_weight=f.content_weight, strategy=f.strategy, tpu=f.tpu,
+            mixed_precision=f.mixed_precision, save_every=f.save_every, log_every=f.log_every,
+            style_balance=f.style_balance, style_upweight=tuple(upweight),
+            init_decoder=f.init_decoder, seed=f.seed)
+        train(config)
+    except StyleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; checkpoint saved, run again with the same --model_dir to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)
