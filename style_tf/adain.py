@@ -156,3 +156,50 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
     style_loss, parts = losses.mean_std_loss(g_feats, s_feats)
     parts.update({"content": content_loss, "style": style_loss})
     return content_weight * content_loss + style_weight * style_loss, parts, stylized
+
+
+def bundled_decoder_path():
+    """models/adain_decoder.weights.h5 (see models/MODELS.md for how it was trained)."""
+    from style_tf.weights import models_dir
+
+    return models_dir() / "adain_decoder.weights.h5"
+
+
+def stylize_image(enc: keras.Model, dec: keras.Model, content, styles, weights=None,
+                  alpha: float = 1.0, masks=None):
+    """Stylizes one image; the library face of the engine.
+
+    Args:
+      enc, dec: encoder (with `block4_conv1`) and decoder.
+      content: (H, W, 3) RGB in [0, 1].
+      styles: list of (h, w, 3) style images.
+      weights: interpolation weights, one per style (default equal); normalised to sum 1.
+      alpha: content-style trade-off in 0..1.
+      masks: optional list of (H, W) masks, one per style (white = that style applies);
+        normalised to sum 1 at each pixel (equal shares where all are black).
+
+    Returns:
+      (H, W, 3) float32 numpy array in [0, 1].
+    """
+    import numpy as np
+
+    weights = np.asarray(weights if weights is not None else [1.0] * len(styles), np.float32)
+    if len(weights) != len(styles) or weights.min() < 0 or weights.sum() <= 0:
+        raise StyleError("style weights must be one per style, >= 0, with a positive sum")
+    weights = weights / weights.sum()
+    vectors = [style_vector(enc(np.asarray(s, np.float32)[None])[BOTTLENECK]) for s in styles]
+    h, w = content.shape[:2]
+    size = (max(8, round(h / 8) * 8), max(8, round(w / 8) * 8))  # The decoder upsamples by 8.
+    x = ops.image.resize(np.asarray(content, np.float32)[None], size, interpolation="bicubic",
+                         antialias=True)
+    if masks is None:
+        vector = sum(float(wt) * v for wt, v in zip(weights, vectors))
+        out = transform(enc, dec, x, vector, alpha)
+    else:
+        stack = np.stack(masks, axis=-1).astype(np.float32)  # (H, W, S)
+        total = stack.sum(-1, keepdims=True)
+        stack = np.where(total > 1e-6, stack / np.maximum(total, 1e-6), 1.0 / len(masks))
+        region = [ops.image.resize(stack[None, :, :, i:i + 1], size) for i in range(len(masks))]
+        out = transform(enc, dec, x, vectors, alpha, masks=region)
+    out = ops.image.resize(out, (h, w), interpolation="bicubic", antialias=True)
+    return np.clip(ops.convert_to_numpy(out)[0], 0.0, 1.0)

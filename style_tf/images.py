@@ -124,8 +124,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         raise StyleError(f"{folder}: output folder does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode.
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -156,6 +156,8 @@ def fetch_imagenet(network: str, origin: str | None = None, file_hash: str | Non
     default_origin, default_hash = _IMAGENET[network]
     origin = origin or default_origin
     fname = default_origin.rsplit("/", 1)[1]
+    if cache_dir:  # Keras falls back to /tmp/.keras for a folder that does not exist yet.
+        os.makedirs(os.path.join(cache_dir, "models"), exist_ok=True)
     try:
         return Path(keras.utils.get_file(fname, origin, file_hash=file_hash or default_hash,
                                          cache_subdir="models", cache_dir=cache_dir))

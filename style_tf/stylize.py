@@ -1,0 +1,275 @@
+"""The library face: one call that takes a config, picks the engine, handles files and folders.
+
+`run.py`, `sheet.py` and the tests all go through `stylize()`. It loads the inputs (failing
+before any work on bad ones), builds the feature model once, runs the engine per content
+image with a progress bar, writes snapshots and a loss plot if asked, and saves every output
+atomically. Ctrl-C or SIGTERM during an optimisation stops within one step and saves the
+current image.
+"""
+
+import dataclasses
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+from absl import logging
+from tqdm import tqdm
+
+from style_tf import adain, images, optimize
+from style_tf.optimize import OptimizeConfig
+from style_tf.errors import StyleError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = PACKAGE_ROOT / "examples"
+
+
+@dataclasses.dataclass(frozen=True)
+class AdainConfig:
+    """Settings of the AdaIN engine."""
+
+    alpha: float = 1.0  # 0 = content only, 1 = full style.
+    decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a path.
+
+    def __post_init__(self):
+        if not 0.0 <= self.alpha <= 1.0:
+            raise StyleError(f"alpha must be in 0..1, got {self.alpha}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StylizeConfig:
+    """What to stylize, with which engine, and where to write."""
+
+    content: str = str(EXAMPLES / "content" / "chelsea.png")  # Image file or folder.
+    styles: tuple[str, ...] = (str(EXAMPLES / "style" / "Van_Gogh_The_Night_Cafe_background.jpg"),)
+    style_weights: tuple[float, ...] = ()  # Blend weights, one per style (default equal).
+    style_masks: tuple[str, ...] = ()  # One mask image per style; white = that style applies.
+    output: str = "stylized.png"  # File, or folder when `content` is a folder.
+    method: str = "optimize"  # "optimize" (Gatys) or "adain" (one forward pass).
+    max_dim: int = 512  # Longest side of the output (smaller contents keep their size).
+    preserve_color: str = "none"  # "none", "luminance" or "histogram".
+    log_every: int = 50  # Steps between log lines (optimize).
+    save_every: int = 0  # Steps between snapshot images (optimize; 0 = none).
+    plot: bool = False  # Write <output>_loss.png (optimize).
+    progress: bool = True  # Progress bar on stderr.
+    optimize: OptimizeConfig = OptimizeConfig()
+    adain: AdainConfig = AdainConfig()
+
+    def __post_init__(self):
+        if self.method not in ("optimize", "adain"):
+            raise StyleError(f"unknown method {self.method!r} (use optimize or adain)")
+        if self.preserve_color not in ("none", "luminance", "histogram"):
+            raise StyleError(f"unknown preserve_color {self.preserve_color!r} "
+                             "(use none, luminance or histogram)")
+        if not self.styles:
+            raise StyleError("at least one style image is needed")
+        if self.style_weights and len(self.style_weights) != len(self.styles):
+            raise StyleError(f"{len(self.styles)} styles but {len(self.style_weights)} style weights")
+        if self.style_masks and len(self.style_masks) != len(self.styles):
+            raise StyleError(f"{len(self.styles)} styles but {len(self.style_masks)} style masks")
+        if self.max_dim < 16:
+            raise StyleError(f"max_dim must be >= 16, got {self.max_dim}")
+        if self.log_every < 0 or self.save_every < 0:
+            raise StyleError("log_every and save_every must be >= 0")
+
+
+@dataclasses.dataclass
+class Result:
+    """What a `stylize()` call wrote, and what it could not do."""
+
+    written: list[Path] = dataclasses.field(default_factory=list)
+    failed: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+    history: list[tuple[int, float, float]] = dataclasses.field(default_factory=list)  # (step, s, loss)
+
+
+def output_jobs(config: StylizeConfig) -> list[tuple[Path, Path]]:
+    """(content file, output file) pairs; checks paths before any work is done."""
+    content = Path(config.content)
+    if content.is_dir():
+        out_dir = Path(config.output)
+        if out_dir.suffix.lower() in (".png", ".jpg", ".jpeg") and not out_dir.is_dir():
+            raise StyleError(f"--content is a folder, so --output must be a folder, not {out_dir}")
+        if not out_dir.parent.is_dir():
+            raise StyleError(f"{out_dir.parent}: output folder does not exist")
+        files = images.list_images(content)
+        if not files:
+            raise StyleError(f"{content}: folder holds no files")
+        out_dir.mkdir(exist_ok=True)
+        return [(f, out_dir / f"{f.stem}.png") for f in files]
+    if not content.exists():
+        raise StyleError(f"{content}: no such file or folder")
+    out = Path(config.output)
+    if out.is_dir():
+        out = out / f"{content.stem}.png"
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+        raise StyleError(f"{out}: output must end in .png, .jpg, .webp, .bmp or .tif")
+    if not out.parent.is_dir():
+        raise StyleError(f"{out.parent}: output folder does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise StyleError(f"{out.parent}: output folder is not writable")
+    return [(content, out)]
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM set a flag the engines poll each step; a second signal aborts."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def stylize(config: StylizeConfig) -> Result:
+    """Stylizes `config.content` (file or folder) with `config.styles`.
+
+    Returns:
+      A `Result` with the written files and the files that failed (folder runs skip bad
+      files and go on).
+
+    Raises:
+      StyleError: bad styles, masks, flags or output paths (nothing is written), or a bad
+        content file in a single-file run.
+    """
+    start = time.time()
+    jobs = output_jobs(config)
+    style_dim = round(config.max_dim * max(1.0, config.optimize.style_scale))
+    styles = [images.load_image(s, max_dim=style_dim) for s in config.styles]
+    masks = [_load_mask(m) for m in config.style_masks] or None
+    engine = _Engine(config)
+    result = Result()
+    single = len(jobs) == 1 and not Path(config.content).is_dir()
+    with _Interrupt() as interrupt:
+        for content_path, out_path in jobs:
+            try:
+                content = images.load_image(content_path, max_dim=config.max_dim)
+            except StyleError as e:
+                if single:
+                    raise
+                logging.error("%s", e)
+                result.failed.append((content_path, str(e)))
+                continue
+            image = engine.run(content, styles, masks, out_path, interrupt, result)
+            images.save_image(out_path, image)
+            result.written.append(out_path)
+            if interrupt.requested:
+                result.interrupted = True
+                break
+    result.seconds = time.time() - start
+    return result
+
+
+def _load_mask(path: str) -> np.ndarray:
+    """A mask image as (H, W) float32 in [0, 1] (mean of its RGB)."""
+    return images.load_image(path).mean(axis=-1)
+
+
+def _prepare_styles(config: StylizeConfig, content: np.ndarray, styles: list[np.ndarray]):
+    if config.preserve_color == "histogram":
+        return [images.match_color(s, content) for s in styles]
+    return styles
+
+
+def _finish(config: StylizeConfig, image: np.ndarray, content: np.ndarray) -> np.ndarray:
+    if config.preserve_color == "luminance":
+        return images.keep_luminance(image, images.resize(content, size=image.shape[:2]))
+    return image
+
+
+class _Engine:
+    """Builds the engine's models once and stylizes one content image at a time."""
+
+    def __init__(self, config: StylizeConfig):
+        self.config = config
+        if config.method == "optimize":
+            self.model = optimize.feature_model_for(config.optimize)
+        else:
+            weights = config.adain.decoder_weights
+            if weights == "bundled":
+                weights = str(adain.bundled_decoder_path())
+            self.encoder = adain.encoder(layers=(adain.BOTTLENECK,))
+            self.decoder = adain.load_decoder(weights)
+
+    def run(self, content, styles, masks, out_path: Path, interrupt: _Interrupt, result: Result):
+        styles = _prepare_styles(self.config, content, styles)
+        weights = list(self.config.style_weights) or None
+        if masks is not None:
+            masks = [images.resize(m[..., None], size=content.shape[:2])[..., 0] for m in masks]
+        if self.config.method == "adain":
+            image = adain.stylize_image(self.encoder, self.decoder, content, styles, weights,
+                                        self.config.adain.alpha, masks)
+        else:
+            image = self._optimize(content, styles, weights, masks, out_path, interrupt, result)
+        return _finish(self.config, image, content)
+
+    def _optimize(self, content, styles, weights, masks, out_path, interrupt, result):
+        c = self.config
+        max_dim = max(content.shape[:2])
+        sizes = optimize.scale_sizes(content.shape[:2], max_dim, c.optimize.scales)
+        bar = tqdm(total=c.optimize.steps * len(sizes), desc=out_path.name, unit="step",
+                   disable=None if c.progress else True)  # None: off when not a terminal.
+        t0 = time.time()
+        history = []
+
+        def callback(step: optimize.Step) -> bool:
+            bar.update(1)
+            bar.set_postfix(loss=f"{step.loss:.4g}", scale=f"{step.size[1]}x{step.size[0]}")
+            history.append((step.total_step, time.time() - t0, step.loss))
+            if c.log_every and step.total_step % c.log_every == 0:
+                logging.info("step %d loss %.5g (%s)", step.total_step, step.loss,
+                             ", ".join(f"{k} {v:.4g}" for k, v in step.parts.items()
+                                       if "/" not in k))
+            if c.save_every and step.total_step % c.save_every == 0:
+                images.save_image(_sibling(out_path, f"_{step.total_step:05d}"), step.image())
+            if interrupt.requested:
+                logging.warning("interrupted at step %d: saving the current image", step.total_step)
+            return interrupt.requested
+
+        try:
+            image = optimize.optimize(content, styles, c.optimize, max_dim, weights, masks,
+                                      model=self.model, callback=callback)
+        finally:
+            bar.close()
+        result.history = history
+        if c.plot and history:
+            plot_loss(history, _sibling(out_path, "_loss", ".png"))
+        return image
+
+
+def _sibling(path: Path, tag: str, suffix: str | None = None) -> Path:
+    return path.with_name(f"{path.stem}{tag}{suffix or path.suffix}")
+
+
+def plot_loss(history: list[tuple[int, float, float]], path: Path) -> None:
+    """Writes a loss-curve PNG (log scale) atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, _, values = zip(*history)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(steps, values)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("total loss")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with images.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -1,0 +1,53 @@
+import numpy as np
+import tensorflow as tf
+
+from style_tf import losses
+
+
+def test_gram_is_symmetric_and_normalised_by_positions():
+    f = np.random.default_rng(0).normal(size=(2, 5, 7, 4)).astype(np.float32)
+    g = losses.gram_matrix(f).numpy()
+    assert g.shape == (2, 4, 4)
+    np.testing.assert_allclose(g, np.transpose(g, (0, 2, 1)), rtol=1e-6)
+    flat = f[0].reshape(-1, 4)
+    np.testing.assert_allclose(g[0], flat.T @ flat / 35, rtol=1e-5)
+
+
+def test_masked_gram_equals_gram_of_region():
+    f = np.random.default_rng(1).normal(size=(1, 4, 6, 3)).astype(np.float32)
+    mask = np.zeros((1, 4, 6, 1), np.float32)
+    mask[:, :, :3] = 1
+    np.testing.assert_allclose(losses.gram_matrix(f, mask).numpy(),
+                               losses.gram_matrix(f[:, :, :3]).numpy(), rtol=1e-5)
+
+
+def test_total_variation_zero_on_constant_and_matches_tf():
+    assert float(losses.total_variation(tf.fill((1, 8, 8, 3), 0.3))) == 0.0
+    x = tf.random.uniform((2, 9, 11, 3), seed=1)
+    np.testing.assert_allclose(float(losses.total_variation(x)),
+                               float(tf.reduce_sum(tf.image.total_variation(x))), rtol=1e-5)
+
+
+def test_content_loss_zero_for_identical_and_named_parts():
+    f = {"block4_conv2": tf.random.uniform((1, 4, 4, 8))}
+    total, parts = losses.content_loss(f, f)
+    assert float(total) == 0.0 and list(parts) == ["content/block4_conv2"]
+    other = {"block4_conv2": f["block4_conv2"] + 1.0}
+    assert abs(float(losses.content_loss(other, f)[0]) - 1.0) < 1e-6
+
+
+def test_style_loss_averages_weighted_layers():
+    a = {"x": tf.zeros((1, 2, 2)), "y": tf.zeros((1, 2, 2))}
+    b = {"x": tf.ones((1, 2, 2)), "y": 2 * tf.ones((1, 2, 2))}
+    total, parts = losses.style_loss(a, b, {"x": 1.0, "y": 0.5})
+    assert set(parts) == {"style/x", "style/y"}
+    assert abs(float(total) - (1.0 + 0.5 * 4.0) / 2) < 1e-6
+
+
+def test_mean_std_and_mean_std_loss():
+    f = tf.random.normal((2, 6, 6, 3), mean=2.0, stddev=3.0, seed=2)
+    mean, std = losses.mean_std(f)
+    np.testing.assert_allclose(mean.numpy()[:, 0, 0], f.numpy().mean((1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(std.numpy()[:, 0, 0], f.numpy().std((1, 2)), rtol=1e-3)
+    assert float(losses.mean_std_loss({"a": f}, {"a": f})[0]) == 0.0
+    assert float(losses.mean_std_loss({"a": f}, {"a": f * 2})[0]) > 1.0

@@ -1,0 +1,84 @@
+"""End-to-end optimisation with the real bundled VGG19 weights, at small sizes."""
+
+import numpy as np
+import pytest
+
+from style_tf import optimize
+from style_tf.errors import StyleError
+
+FAST = dict(scales=(), steps=25)
+
+
+def _run(content, styles, **kw):
+    log = []
+    config = optimize.OptimizeConfig(**{**FAST, **kw.pop("config", {})})
+    out = optimize.optimize(content, styles, config, max_dim=kw.pop("max_dim", 96),
+                            callback=log.append, **kw)
+    return out, log
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_style_loss_falls_by_a_large_factor(content_image, style_image, optimizer):
+    # A low content weight lets the style term dominate, so its fall measures the optimiser.
+    steps = 40 if optimizer == "lbfgs" else 80
+    out, log = _run(content_image, [style_image],
+                    config=dict(optimizer=optimizer, steps=steps, content_weight=1e2))
+    assert out.shape == (64, 96, 3) and np.isfinite(out).all()
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert log[-1].parts["style"] < log[0].parts["style"] / 10
+    assert log[-1].loss < log[0].loss
+
+
+def test_same_seed_same_output_other_seed_differs(content_image, style_image):
+    cfg = dict(init="noise", steps=8, seed=7)
+    a, _ = _run(content_image, [style_image], config=cfg)
+    b, _ = _run(content_image, [style_image], config=cfg)
+    c, _ = _run(content_image, [style_image], config={**cfg, "seed": 8})
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 1e-3
+
+
+def test_multi_scale_and_style_blend(content_image, style_image):
+    out, log = _run(content_image, [style_image, content_image[::-1]], style_weights=[3, 1],
+                    config=dict(scales=(48,), steps=6))
+    assert [s.size for s in (log[0], log[-1])] == [(32, 48), (64, 96)]
+    assert len(log) == 12 and out.shape == (64, 96, 3)
+
+
+def test_masks_put_each_style_in_its_region(content_image):
+    h, w = content_image.shape[:2]
+    red = np.zeros((64, 64, 3), np.float32)
+    red[..., 0] = 1.0
+    blue = red[..., ::-1].copy()
+    left = np.zeros((h, w), np.float32)
+    left[:, : w // 2] = 1.0
+    out, _ = _run(content_image, [red, blue], masks=[left, 1.0 - left],
+                  config=dict(content_weight=1e-3, tv_weight=0.0, steps=40))
+    l, r = out[:, : w // 2 - 8], out[:, w // 2 + 8:]
+    assert l[..., 0].mean() - l[..., 2].mean() > r[..., 0].mean() - r[..., 2].mean() + 0.2
+
+
+def test_early_stop_from_callback(content_image, style_image):
+    config = optimize.OptimizeConfig(steps=50, scales=())
+    seen = []
+    optimize.optimize(content_image, [style_image], config, 64,
+                      callback=lambda s: seen.append(s.step) or s.step >= 3)
+    assert seen == [1, 2, 3]
+
+
+def test_bad_settings_are_user_errors(content_image, style_image):
+    with pytest.raises(StyleError, match="steps"):
+        optimize.OptimizeConfig(steps=-1)
+    with pytest.raises(StyleError, match="optimizer"):
+        optimize.OptimizeConfig(optimizer="sgd")
+    with pytest.raises(StyleError, match="style weights"):
+        optimize.optimize(content_image, [style_image], optimize.OptimizeConfig(steps=1), 64,
+                          style_weights=[1, 2])
+
+
+def test_bfloat16_reaches_the_float32_loss(content_image, style_image):
+    final = {}
+    for precision in ("bfloat16", "float32"):
+        _, log = _run(content_image, [style_image], config=dict(precision=precision, steps=30))
+        final[precision] = log[-1].loss
+    assert abs(final["bfloat16"] - final["float32"]) < 0.05 * final["float32"]
