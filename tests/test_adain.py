@@ -1,0 +1,75 @@
+import keras
+import numpy as np
+import pytest
+
+from style_tf import adain, losses
+from style_tf.errors import StyleError
+
+
+@pytest.fixture(scope="module")
+def nets():
+    keras.utils.set_random_seed(0)
+    return adain.encoder(layers=(adain.BOTTLENECK,)), adain.decoder()
+
+
+def test_adain_output_has_style_mean_and_std():
+    rng = np.random.default_rng(0)
+    c = rng.normal(1.0, 2.0, (2, 6, 5, 8)).astype(np.float32)
+    s = rng.normal(-3.0, 0.5, (2, 4, 4, 8)).astype(np.float32)
+    out = adain.adaptive_instance_norm(c, s)
+    m_out, s_out = losses.mean_std(out)
+    m_s, s_s = losses.mean_std(s)
+    np.testing.assert_allclose(m_out, m_s, atol=1e-4)
+    np.testing.assert_allclose(s_out, s_s, rtol=1e-3)
+
+
+def test_masked_adain_uses_region_statistics():
+    rng = np.random.default_rng(1)
+    c = rng.normal(0, 1, (1, 4, 8, 3)).astype(np.float32)
+    c[:, :, 4:] += 10.0  # The right half has very different statistics.
+    v = np.concatenate([np.full((1, 1, 1, 3), 5.0), np.full((1, 1, 1, 3), 2.0)], -1).astype(np.float32)
+    mask = np.zeros((1, 4, 8, 1), np.float32)
+    mask[:, :, :4] = 1
+    out = np.asarray(adain.apply_style_vector(c, v, mask=mask))[:, :, :4]
+    np.testing.assert_allclose(out.mean((0, 1, 2)), 5.0, atol=1e-3)
+    np.testing.assert_allclose(out.std((0, 1, 2)), 2.0, rtol=1e-2)
+
+
+def test_alpha_zero_decodes_the_content_features(nets, content_image):
+    enc, dec = nets
+    x = content_image[None, :64, :96]
+    v = adain.style_vector(enc(x[:, ::-1])[adain.BOTTLENECK])
+    out = adain.transform(enc, dec, x, v, alpha=0.0)
+    expected = np.clip(dec(enc(x)[adain.BOTTLENECK]), 0, 1)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_one_hot_interpolation_equals_single_style(nets, content_image, style_image):
+    enc, dec = nets
+    single = adain.stylize_image(enc, dec, content_image, [style_image])
+    blend = adain.stylize_image(enc, dec, content_image, [style_image, content_image], [1.0, 0.0])
+    np.testing.assert_allclose(single, blend, atol=1e-5)
+    assert single.shape == content_image.shape
+
+
+def test_masks_with_one_full_region_equal_plain_style(nets, content_image, style_image):
+    enc, dec = nets
+    h, w = content_image.shape[:2]
+    ones, zeros = np.ones((h, w), np.float32), np.zeros((h, w), np.float32)
+    plain = adain.stylize_image(enc, dec, content_image, [style_image])
+    masked = adain.stylize_image(enc, dec, content_image, [style_image, content_image],
+                                 masks=[ones, zeros])
+    np.testing.assert_allclose(plain, masked, atol=1e-4)
+
+
+def test_decoder_round_trip_and_bad_file(tmp_path, nets):
+    _, dec = nets
+    path = tmp_path / "d.weights.h5"
+    dec.save_weights(path)
+    loaded = adain.load_decoder(str(path))
+    np.testing.assert_array_equal(loaded.get_weights()[0], dec.get_weights()[0])
+    with pytest.raises(StyleError, match="not found"):
+        adain.load_decoder(str(tmp_path / "missing.weights.h5"))
+    (tmp_path / "bad.weights.h5").write_bytes(b"nonsense")
+    with pytest.raises(StyleError, match="not AdaIN decoder weights"):
+        adain.load_decoder(str(tmp_path / "bad.weights.h5"))

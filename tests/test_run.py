@@ -1,0 +1,79 @@
+"""`python -m style_tf.run` as a user meets it: subprocesses, exit codes, files on disk."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from style_tf.stylize import EXAMPLES
+
+STYLE = str(EXAMPLES / "style" / "Van_Gogh_The_Night_Cafe_background.jpg")
+FAST = ["--max_dim=48", "--steps=2", "--scales=", "--noprogress"]
+
+
+def run(*args, cwd=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "style_tf.run", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_writes_output_and_says_where(tmp_path, photo):
+    out = tmp_path / "out.png"
+    r = run(f"--content={photo}", f"--style={STYLE}", f"--output={out}", "--plot", "--save_every=1", *FAST)
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {out}" in r.stdout
+    assert Image.open(out).size == (48, 34)
+    assert (tmp_path / "out_loss.png").is_file() and (tmp_path / "out_00002.png").is_file()
+
+
+@pytest.mark.parametrize("bad,match", [
+    (["--content=/nonexistent.png"], "no such file"),
+    (["--style=NOTAFILE"], "no such file"),
+    (["--style_weights=1,2"], "style weights"),
+    (["--steps=-1"], "steps must be >= 0"),
+    (["--style_layers=block1_conv1,block9_conv9"], "unknown vgg19 layer 'block9_conv9'"),
+    (["--output=/nonexistent_dir/x.png"], "does not exist"),
+    (["--output=out.gif"], "output must end in"),
+    (["--alpha=2"], "alpha"),
+])
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, photo, bad, match):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"old result")
+    args = [f"--content={photo}", f"--style={STYLE}", f"--output={out}", *FAST]
+    r = run(*args, *bad, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and match in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert out.read_bytes() == b"old result"
+    assert sorted(os.listdir(tmp_path)) == ["out.png", "photo.png"]
+
+
+@pytest.mark.parametrize("payload", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n broken"])
+def test_broken_content_file(tmp_path, payload):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(payload)
+    r = run(f"--content={bad}", f"--style={STYLE}", f"--output={tmp_path / 'o.png'}", *FAST)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_folder_run_skips_bad_files(tmp_path, photo):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(photo.read_bytes())
+    (folder / "b.jpg").write_bytes(b"garbage")
+    r = run(f"--content={folder}", f"--style={STYLE}", f"--output={tmp_path / 'out'}", *FAST)
+    assert r.returncode == 1
+    assert (tmp_path / "out" / "a.png").is_file() and not (tmp_path / "out" / "b.png").exists()
+    assert "b.jpg" in r.stderr and "Traceback" not in r.stderr

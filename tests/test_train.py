@@ -1,0 +1,81 @@
+"""Decoder training under a real MirroredStrategy over two logical CPU devices (conftest)."""
+
+import csv
+import logging
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from style_tf import data, train
+from style_tf.errors import StyleError
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    for kind in ("content", "style/a", "style/b"):
+        folder = root / kind
+        folder.mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.jpg")
+    (root / "content" / "broken.jpg").write_bytes(b"not a jpeg")
+    return root
+
+
+def _config(folders, model_dir, steps, **kw):
+    return train.TrainConfig(content_dir=str(folders / "content"), style_dir=str(folders / "style"),
+                             model_dir=str(model_dir), steps=steps, batch_size=2, image_size=32,
+                             resize_to=32, strategy="mirrored", save_every=2, log_every=1,
+                             learning_rate=1e-3, **kw)
+
+
+def _log(model_dir):
+    with open(model_dir / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_mirrored_training_splits_batch_loss_falls_and_resumes(folders, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    model_dir = tmp_path / "m"
+    train.train(_config(folders, model_dir, steps=4))
+    rows = _log(model_dir)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(float(r["batch"]) == 4.0 for r in rows)  # 2 per replica x 2 replicas.
+    assert float(rows[-1]["total"]) < float(rows[0]["total"])
+    assert (model_dir / "decoder.weights.h5").is_file()
+    assert any("2 replicas" in m for m in caplog.messages)
+    caplog.clear()
+    train.train(_config(folders, model_dir, steps=6))
+    assert any("resumed from step 4" in m for m in caplog.messages)
+    assert [int(r["step"]) for r in _log(model_dir)][-2:] == [5, 6]
+
+
+def test_strategy_choices():
+    assert train.make_strategy("mirrored").num_replicas_in_sync == 2
+    assert train.make_strategy("default").num_replicas_in_sync == 1
+    with pytest.raises(StyleError, match="strategy"):
+        train.TrainConfig("a", "b", "c", strategy="gpu")
+    with pytest.raises(StyleError, match="multiple of 8"):
+        train.TrainConfig("a", "b", "c", image_size=30)
+
+
+def test_pipeline_skips_unreadable_and_refuses_empty(folders, tmp_path):
+    kept, skipped = data.readable_images(data.list_files(str(folders / "content")))
+    assert len(kept) == 3 and skipped == 1
+    batch = next(iter(data.image_dataset(str(folders / "style"), 4, size=16, resize_to=24,
+                                         balance=True)))
+    assert batch.shape == (4, 16, 16, 3) and 0.0 <= float(tf.reduce_min(batch))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StyleError, match="no files"):
+        data.image_dataset(str(tmp_path / "empty"), 2)
+
+
+def test_tfrecord_shards_round_trip(folders, tmp_path):
+    paths, skipped = data.write_tfrecords(str(folders / "content"), str(tmp_path / "c"), shards=2)
+    assert len(paths) == 2 and skipped == 1
+    batch = next(iter(data.image_dataset(str(tmp_path / "c-*.tfrecord"), 3, size=16, resize_to=16)))
+    assert batch.shape == (3, 16, 16, 3)
