@@ -179,7 +179,8 @@ def initial_image(config: OptimizeConfig, content: np.ndarray, style: np.ndarray
 def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConfig,
              max_dim: int, style_weights: list[float] | None = None,
              masks: list[np.ndarray] | None = None, model: keras.Model | None = None,
-             callback: Callable[[Step], bool | None] | None = None) -> np.ndarray:
+             callback: Callable[[Step], bool | None] | None = None,
+             init_image: np.ndarray | None = None) -> np.ndarray:
     """Stylizes `content` by optimisation over coarse-to-fine scales.
 
     Args:
@@ -191,6 +192,7 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
       masks: optional (H, W) masks in [0, 1] (white = that style applies), one per style.
       model: a feature model from `feature_model_for(config)` to reuse across images.
       callback: called with a `Step` after each iteration; returning True stops early.
+      init_image: start from this (H, W, 3) image instead of `config.init` (any size).
 
     Returns:
       (H', W', 3) float32 image in [0, 1] with longest side `max_dim`.
@@ -205,7 +207,10 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
     keras.utils.set_random_seed(config.seed)
     model = model or feature_model_for(config)
     sizes = scale_sizes(content.shape[:2], max_dim, config.scales)
-    image = initial_image(config, images.resize(content, size=sizes[0]), styles[0])
+    if init_image is None:
+        image = initial_image(config, images.resize(content, size=sizes[0]), styles[0])
+    else:
+        image = images.resize(init_image, size=sizes[0])
     total_step = 0
     for index, size in enumerate(sizes):
         image = images.resize(image, size=size)

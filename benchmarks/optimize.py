@@ -1,0 +1,115 @@
+"""Optimize engine against the TensorFlow tutorial's loop, side by side in one process.
+
+    python -m benchmarks.optimize [--tutorial_steps 1000] [--max_dim 512]
+
+On one held-out photo and painting (not in the repository; see benchmarks/heldout.txt):
+  1. the tutorial loop: float32 VGG19, Adam(lr 0.02, beta1 0.99, eps 0.1), clipped, at full size;
+  2. this engine with its defaults, run until it reaches the tutorial loop's final loss;
+  3. ms per Adam step of both, interleaved, at full size.
+Both use the same loss (the tutorial's layers, weights and normalisation). Prints a table
+with the ratios; the targets are time-to-loss <= 1/8 and Adam step <= 0.7x.
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from style_tf import images, optimize
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+flags.DEFINE_string("content", str(SHARED / "train_content/lxqt-themes/Valendas.jpg"), "Photo.")
+flags.DEFINE_string("style", str(SHARED / "train_style/gcompris-details/Gogh4_background.jpg"), "Style.")
+flags.DEFINE_integer("tutorial_steps", 1000, "Steps of the tutorial loop (1000 in the tutorial).")
+flags.DEFINE_integer("max_dim", 512, "Longest side.")
+flags.DEFINE_integer("timing_steps", 10, "Adam steps timed per side for ms/step.")
+FLAGS = flags.FLAGS
+
+
+def tutorial_loop(content, style, steps):
+    """The tutorial's loop: returns (final loss, seconds, losses)."""
+    config = optimize.OptimizeConfig(precision="float32", optimizer="adam", scales=(), steps=steps)
+    log, t0 = [], time.time()
+    optimize.optimize(content, [style], config, max(content.shape[:2]),
+                      callback=lambda s: log.append((time.time() - t0, s.loss)))
+    return log[-1][1], log[-1][0], log
+
+
+def engine_to_loss(content, style, target):
+    """Engine defaults: the coarse scales as configured, then the final scale until loss <= target.
+
+    Returns (seconds to target or inf, steps, final image)."""
+    defaults = optimize.OptimizeConfig()
+    dim = max(content.shape[:2])
+    model = optimize.feature_model_for(defaults)
+    t0, steps = time.time(), 0
+    coarse = None
+    for d in sorted(x for x in defaults.scales if x < dim):
+        coarse = optimize.optimize(content, [style], dataclasses.replace(defaults, scales=()), d,
+                                   model=model, init_image=coarse)
+        steps += defaults.steps
+    log = []
+
+    def callback(step):
+        log.append(time.time() - t0)
+        return step.loss <= target
+
+    final = dataclasses.replace(defaults, scales=(), steps=20 * defaults.steps)
+    image = optimize.optimize(content, [style], final, dim, model=model, init_image=coarse,
+                              callback=callback)
+    reached = fp32_loss(content, style, image) <= target * 1.01
+    return (log[-1] if reached else float("inf")), steps + len(log), image
+
+
+def fp32_loss(content, style, image):
+    """The tutorial objective in float32 for an image (checks the bfloat16 engine's claim)."""
+    config = optimize.OptimizeConfig(precision="float32")
+    model = optimize.feature_model_for(config)
+    problem = optimize.Problem(model, config, content, [style], [1.0])
+    return float(problem.value_and_grad(tf.constant(image[None]))[0])
+
+
+def adam_ms(content, style, precision, steps):
+    config = optimize.OptimizeConfig(precision=precision, optimizer="adam", scales=())
+    problem = optimize.Problem(optimize.feature_model_for(config), config, content, [style], [1.0])
+    variable = tf.Variable(content[None])
+    opt = keras.optimizers.Adam(0.02, beta_1=0.99, epsilon=0.1)
+    opt.build([variable])
+    problem.adam_step(variable, opt)  # Trace.
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        float(problem.adam_step(variable, opt)[0])
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def main(argv):
+    del argv
+    content = images.load_image(FLAGS.content, max_dim=FLAGS.max_dim)
+    style = images.load_image(FLAGS.style, max_dim=FLAGS.max_dim)
+    print(f"content {Path(FLAGS.content).name} {content.shape[1]}x{content.shape[0]}, "
+          f"style {Path(FLAGS.style).name}, CPU threads {tf.config.threading.get_intra_op_parallelism_threads() or 'all'}")
+    target, tutorial_s, _ = tutorial_loop(content, style, FLAGS.tutorial_steps)
+    ours_s, our_steps, image = engine_to_loss(content, style, target)
+    check = fp32_loss(content, style, image)
+    # Interleave the two step timings so machine noise hits both.
+    ms = {"float32": [], "bfloat16": []}
+    for _ in range(2):
+        for precision in ms:
+            ms[precision].append(adam_ms(content, style, precision, FLAGS.timing_steps))
+    tut_ms, our_ms = min(ms["float32"]), min(ms["bfloat16"])
+    print(f"\n| measure | tutorial loop | this engine | ratio | target |\n|---|---|---|---|---|")
+    print(f"| time to the tutorial's final loss {target:.4g} | {tutorial_s:.1f} s "
+          f"({FLAGS.tutorial_steps} Adam steps) | {ours_s:.1f} s ({our_steps} L-BFGS steps) | "
+          f"{ours_s / tutorial_s:.3f} | <= 0.125 |")
+    print(f"| ms per Adam step at full size | {tut_ms:.0f} | {our_ms:.0f} | {our_ms / tut_ms:.3f} | <= 0.7 |")
+    print(f"\nfloat32 loss of the engine's image: {check:.4g} (target {target:.4g})")
+
+
+if __name__ == "__main__":
+    app.run(main)
