@@ -1,0 +1,63 @@
+"""Result quality on held-out photos and artworks (not in the repository, not trained on).
+
+    python -m benchmarks.quality [--method optimize|adain] [--pairs 3] [--max_dim 512]
+
+Stylizes each held-out photo with a held-out artwork using the method's defaults, and prints
+metrics.py's relative style and content distances per pair with their mean:
+`gram_relative` / `meanstd_relative` (result's style distance over the content image's own;
+the optimize target is <= 0.05 for Gram, the AdaIN one <= 0.30 for mean/std) and
+`content_relative` (0 = the content's block5_conv2 features, 1 = as far as the style image).
+"""
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+
+from style_tf import images, metrics, stylize
+
+HELDOUT = Path(__file__).resolve().parent / "heldout.txt"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+flags.DEFINE_enum("method", "optimize", ["optimize", "adain"], "Engine.")
+flags.DEFINE_integer("pairs", 3, "How many (photo, artwork) pairs.")
+flags.DEFINE_integer("max_dim", 512, "Output size.")
+FLAGS = flags.FLAGS
+
+
+def heldout_pairs(count: int) -> list[tuple[Path, Path]]:
+    names = [l.strip() for l in HELDOUT.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    photos = [SHARED / n for n in names if n.startswith("train_content/")]
+    styles = [SHARED / n for n in names if n.startswith("train_style/")]
+    return [(photos[i % len(photos)], styles[i % len(styles)]) for i in range(count)]
+
+
+def main(argv):
+    del argv
+    model = metrics.feature_model()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for content, style in heldout_pairs(FLAGS.pairs):
+            out = Path(tmp) / f"{content.stem}.png"
+            config = dataclasses.replace(stylize.StylizeConfig(), content=str(content), styles=(str(style),),
+                                         output=str(out), method=FLAGS.method, max_dim=FLAGS.max_dim,
+                                         progress=False)
+            result = stylize.stylize(config)
+            report = metrics.evaluate(model, images.load_image(content, max_dim=FLAGS.max_dim),
+                                      images.load_image(style, max_dim=FLAGS.max_dim),
+                                      images.load_image(out))
+            rows.append((f"{content.name} x {style.name}", report, result.seconds))
+    print(f"\nmethod {FLAGS.method}, {FLAGS.max_dim} px, defaults\n")
+    print("| pair | gram_relative | meanstd_relative | content_relative | ssim | seconds |")
+    print("|---|---|---|---|---|---|")
+    for name, r, s in rows:
+        print(f"| {name} | {r.gram_relative:.4f} | {r.meanstd_relative:.4f} | "
+              f"{r.content_relative:.4f} | {r.ssim:.3f} | {s:.0f} |")
+    mean = lambda k: np.mean([getattr(r, k) for _, r, _ in rows])  # noqa: E731
+    print(f"| mean | {mean('gram_relative'):.4f} | {mean('meanstd_relative'):.4f} | "
+          f"{mean('content_relative'):.4f} | {mean('ssim'):.3f} | |")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,118 @@
+"""How much style and how much content a result has: distances on VGG features and pixels.
+
+All style and content distances use the optimize engine's own definitions (losses.py), with
+anchors that make them readable without knowing VGG's scale:
+
+- `gram_relative`: Gram distance of the result to the style image, divided by the content
+  image's own Gram distance to the style (1.0 = no style transferred, 0 = the style's Grams).
+- `meanstd_relative`: the same with the AdaIN mean/std distance.
+- `content_relative`: feature distance of the result to the content at `content_layer`,
+  divided by the style image's distance to the content (0 = the content's features,
+  1 = as far as the style image).
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from style_tf import images, losses, vgg
+
+STYLE_LAYERS = tuple(f"block{i}_conv1" for i in range(1, 6))
+CONTENT_LAYER = "block5_conv2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """Every metric of one result; `rows()` gives a stable table order."""
+
+    gram: float
+    gram_relative: float
+    meanstd: float
+    meanstd_relative: float
+    content: float
+    content_relative: float
+    ssim: float
+    psnr: float
+    mse: float
+    mae: float
+    color_histogram: float  # Distance of the result's colour histogram to the style's, 0..1.
+
+    def rows(self) -> list[tuple[str, float]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+
+def feature_model(network: str = "vgg19", weights: str = "bundled") -> keras.Model:
+    """The VGG model that metrics read (float32, every style layer and the content layer)."""
+    return vgg.feature_model(STYLE_LAYERS + (CONTENT_LAYER,), network, weights)
+
+
+def gram_distance(feats_a: dict, feats_b: dict, layers=STYLE_LAYERS) -> float:
+    """Mean over layers of the mean squared Gram difference (the engine's style loss)."""
+    grams_a = {n: losses.gram_matrix(feats_a[n]) for n in layers}
+    grams_b = {n: losses.gram_matrix(feats_b[n]) for n in layers}
+    return float(losses.style_loss(grams_a, grams_b)[0])
+
+
+def meanstd_distance(feats_a: dict, feats_b: dict, layers=STYLE_LAYERS) -> float:
+    """AdaIN style distance: summed over layers, mean/std squared differences."""
+    return float(losses.mean_std_loss({n: feats_a[n] for n in layers},
+                                      {n: feats_b[n] for n in layers})[0])
+
+
+def feature_distance(feats_a: dict, feats_b: dict, layer: str = CONTENT_LAYER) -> float:
+    return float(tf.reduce_mean(tf.square(feats_a[layer] - feats_b[layer])))
+
+
+def color_histogram_distance(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:
+    """Half the L1 distance of per-channel colour histograms, averaged over RGB (0..1)."""
+    total = 0.0
+    for c in range(3):
+        ha, _ = np.histogram(a[..., c], bins=bins, range=(0, 1))
+        hb, _ = np.histogram(b[..., c], bins=bins, range=(0, 1))
+        total += 0.5 * np.abs(ha / ha.sum() - hb / hb.sum()).sum()
+    return total / 3
+
+
+def evaluate(model: keras.Model, content: np.ndarray, style: np.ndarray,
+             stylized: np.ndarray) -> Report:
+    """Measures a stylized image against its content and style.
+
+    Args:
+      model: from `feature_model()`.
+      content: (H, W, 3) in [0, 1]; resized to the stylized image's size.
+      style: (h, w, 3) in [0, 1], any size.
+      stylized: (H', W', 3) in [0, 1].
+    """
+    size = stylized.shape[:2]
+    content = images.resize(content, size=size)
+    f_x, f_c, f_s = (model(np.asarray(i, np.float32)[None]) for i in (stylized, content, style))
+    f_s_content_size = model(images.resize(style, size=size)[None])
+    gram_x, gram_c = gram_distance(f_x, f_s), gram_distance(f_c, f_s)
+    ms_x, ms_c = meanstd_distance(f_x, f_s), meanstd_distance(f_c, f_s)
+    content_x = feature_distance(f_x, f_c)
+    content_s = feature_distance(f_s_content_size, f_c)
+    x, c = tf.constant(stylized[None], tf.float32), tf.constant(content[None], tf.float32)
+    return Report(
+        gram=gram_x, gram_relative=gram_x / max(gram_c, 1e-12),
+        meanstd=ms_x, meanstd_relative=ms_x / max(ms_c, 1e-12),
+        content=content_x, content_relative=content_x / max(content_s, 1e-12),
+        ssim=float(tf.image.ssim(x, c, max_val=1.0)[0]),
+        psnr=float(tf.image.psnr(x, c, max_val=1.0)[0]) if not np.array_equal(stylized, content) else float("inf"),
+        mse=float(np.mean((stylized - content) ** 2)), mae=float(np.mean(np.abs(stylized - content))),
+        color_histogram=color_histogram_distance(stylized, style))
+
+
+def style_similarity(model: keras.Model, a: np.ndarray, b: np.ndarray) -> float:
+    """Similarity of two style images: mean over style layers of the cosine of their Grams.
+
+    1.0 for the same style statistics; symmetric; near 0 for unrelated textures.
+    """
+    f_a, f_b = model(np.asarray(a, np.float32)[None]), model(np.asarray(b, np.float32)[None])
+    cosines = []
+    for n in STYLE_LAYERS:
+        g_a = tf.reshape(losses.gram_matrix(f_a[n]), [-1])
+        g_b = tf.reshape(losses.gram_matrix(f_b[n]), [-1])
+        cosines.append(float(tf.reduce_sum(g_a * g_b) / (tf.norm(g_a) * tf.norm(g_b) + 1e-12)))
+    return float(np.mean(cosines))

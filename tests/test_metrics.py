@@ -1,0 +1,52 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from style_tf import metrics
+from style_tf.stylize import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def model():
+    return metrics.feature_model()
+
+
+def test_anchors(model, content_image, style_image):
+    own = metrics.evaluate(model, content_image, style_image, content_image)
+    assert own.gram_relative == pytest.approx(1.0) and own.meanstd_relative == pytest.approx(1.0)
+    assert own.content == 0.0 and own.content_relative == 0.0
+    assert own.ssim == pytest.approx(1.0) and own.mse == 0.0 and own.mae == 0.0
+    style_as_result = metrics.evaluate(model, content_image, style_image,
+                                       metrics.images.resize(style_image, size=content_image.shape[:2]))
+    assert style_as_result.content_relative == pytest.approx(1.0, rel=1e-4)
+    assert style_as_result.gram_relative < 0.2  # The style's own statistics (resized).
+
+
+def test_style_similarity_is_symmetric_and_one_on_itself(model, content_image, style_image):
+    assert metrics.style_similarity(model, style_image, style_image) == pytest.approx(1.0, abs=1e-5)
+    ab = metrics.style_similarity(model, style_image, content_image)
+    ba = metrics.style_similarity(model, content_image, style_image)
+    assert ab == pytest.approx(ba, rel=1e-5) and ab < 0.99
+
+
+def test_color_histogram_distance():
+    black, white = np.zeros((4, 4, 3)), np.ones((4, 4, 3))
+    assert metrics.color_histogram_distance(black, black) == 0.0
+    assert metrics.color_histogram_distance(black, white) == pytest.approx(1.0)
+
+
+def test_evaluate_cli_json_and_errors(tmp_path):
+    content = str(EXAMPLES / "content" / "chelsea.png")
+    style = str(EXAMPLES / "style" / "kandinky.png")
+    args = [sys.executable, "-m", "style_tf.evaluate", f"--content={content}", f"--style={style}",
+            "--max_dim=64"]
+    r = subprocess.run(args + [f"--stylized={content}", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)[content]
+    assert report["gram_relative"] == pytest.approx(1.0) and report["psnr"] is None
+    r = subprocess.run(args + ["--stylized=/missing.png"], capture_output=True, text=True)
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "Traceback" not in r.stderr
