@@ -77,3 +77,24 @@ def test_folder_run_skips_bad_files(tmp_path, photo):
     assert r.returncode == 1
     assert (tmp_path / "out" / "a.png").is_file() and not (tmp_path / "out" / "b.png").exists()
     assert "b.jpg" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sigint_saves_current_image(tmp_path, photo):
+    import signal
+    import time
+
+    out = tmp_path / "out.png"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "style_tf.run", f"--content={photo}",
+                             f"--style={STYLE}", f"--output={out}", "--max_dim=48", "--scales=",
+                             "--steps=100000", "--log_every=1", "--noprogress"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    for line in proc.stderr:  # Wait until the optimisation is under way.
+        if "step 3 loss" in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert Image.open(out).size == (48, 34)

@@ -1,0 +1,188 @@
+"""`python -m style_tf.sheet`: a labelled contact sheet of contents x styles (x a sweep).
+
+    python -m style_tf.sheet --contents examples/content --styles examples/style --method=adain
+    python -m style_tf.sheet --contents a.jpg --styles s.jpg --sweep style_weight=1e-3,1e-2,1e-1
+
+Contents run down, styles (times sweep values) across; each cell is stylized through
+`stylize()`, measured with metrics.py and labelled with its style and content distances and
+time. Cells are cached by (content, style, settings), so asking again reuses them.
+"""
+
+import dataclasses
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
+
+from style_tf import images, metrics, stylize
+from style_tf.errors import StyleError
+
+LABEL_HEIGHT = 34
+MARGIN = 4
+
+
+def _define_flags() -> None:
+    flags.DEFINE_list("contents", [str(stylize.EXAMPLES / "content")], "Content files or folders.")
+    flags.DEFINE_list("styles", [str(stylize.EXAMPLES / "style")], "Style files or folders.")
+    flags.DEFINE_enum("method", "optimize", ["optimize", "adain"], "Engine.")
+    flags.DEFINE_string("sweep", None, "name=v1,v2,... : one setting swept across columns.")
+    flags.DEFINE_integer("max_dim", 256, "Longest side of each stylized cell.")
+    flags.DEFINE_integer("steps", None, "Optimize steps per scale (default: the engine's).")
+    flags.DEFINE_string("output", "sheet.png", "The contact sheet PNG.")
+    flags.DEFINE_string("cache", ".sheet_cache", "Folder of cached cells.")
+
+
+def expand(paths: list[str]) -> list[Path]:
+    """Files, with folders replaced by their sorted files."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += images.list_images(p)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise StyleError(f"{p}: no such file or folder")
+    if not out:
+        raise StyleError(f"no images in {', '.join(paths)}")
+    return out
+
+
+def parse_sweep(text: str | None) -> tuple[str | None, list]:
+    """"alpha=0,0.5,1" -> ("alpha", [0.0, 0.5, 1.0]); values typed like the config field."""
+    if not text:
+        return None, [None]
+    name, _, values = text.partition("=")
+    fields = _fields()
+    if name not in fields or not values:
+        raise StyleError(f"--sweep: {text!r} is not name=v1,v2 with name one of {', '.join(sorted(fields))}")
+    kind = fields[name][1]
+    try:
+        return name, [kind(v) for v in values.split(",")]
+    except ValueError:
+        raise StyleError(f"--sweep: values of {name} must be {kind.__name__}") from None
+
+
+def _fields() -> dict[str, tuple[str, type]]:
+    """Sweepable scalar settings: {name: (which config, type)}."""
+    out = {}
+    for owner, cls in (("stylize", stylize.StylizeConfig), ("optimize", stylize.OptimizeConfig),
+                       ("adain", stylize.AdainConfig)):
+        for f in dataclasses.fields(cls):
+            kind = type(getattr(cls(), f.name))
+            if kind in (int, float, str):
+                out[f.name] = (owner, kind)
+    return out
+
+
+def cell_config(base: stylize.StylizeConfig, name: str | None, value) -> stylize.StylizeConfig:
+    if name is None:
+        return base
+    owner = _fields()[name][0]
+    if owner == "stylize":
+        return dataclasses.replace(base, **{name: value})
+    return dataclasses.replace(base, **{owner: dataclasses.replace(getattr(base, owner), **{name: value})})
+
+
+def _key(content: Path, style: Path, config: stylize.StylizeConfig) -> str:
+    digest = hashlib.sha256()
+    for p in (content, style):
+        digest.update(hashlib.sha256(p.read_bytes()).digest())
+    settings = dataclasses.replace(config, content="", styles=("",), output="", progress=False)
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()[:20]
+
+
+def run_cell(content: Path, style: Path, config: stylize.StylizeConfig, cache: Path, model):
+    """Stylizes (or reuses) one cell; returns (image, label text)."""
+    key = _key(content, style, config)
+    png, meta = cache / f"{key}.png", cache / f"{key}.json"
+    if not (png.is_file() and meta.is_file()):
+        cfg = dataclasses.replace(config, content=str(content), styles=(str(style),), output=str(png),
+                                  progress=False, plot=False, save_every=0)
+        result = stylize.stylize(cfg)
+        report = metrics.evaluate(model, images.load_image(content, max_dim=config.max_dim),
+                                  images.load_image(style, max_dim=config.max_dim), images.load_image(png))
+        with images.atomic_path(meta) as tmp:
+            Path(tmp).write_text(json.dumps({**dict(report.rows()), "seconds": result.seconds}))
+    info = json.loads(meta.read_text())
+    style_key = "meanstd_relative" if config.method == "adain" else "gram_relative"
+    label = (f"style {info[style_key]:.3f}  content {info['content_relative']:.2f}\n"
+             f"ssim {info['ssim']:.2f}  {info['seconds']:.1f} s")
+    return images.load_image(png), label
+
+
+def compose(rows: list[list[tuple[np.ndarray, str]]], row_heads: list[np.ndarray],
+            col_heads: list[tuple[np.ndarray | None, str]], cell: int) -> Image.Image:
+    """The grid: a header row (style thumbnails + titles), a head column (contents), cells."""
+    font = ImageFont.load_default(size=12)
+    w = MARGIN + (cell + MARGIN) * (len(col_heads) + 1)
+    h = MARGIN + (cell + LABEL_HEIGHT + MARGIN) * (len(rows) + 1)
+    sheet = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(sheet)
+
+    def put(image, text, col, row):
+        x, y = MARGIN + col * (cell + MARGIN), MARGIN + row * (cell + LABEL_HEIGHT + MARGIN)
+        if image is not None:
+            thumb = Image.fromarray(np.uint8(np.clip(images.resize(image, max_dim=cell), 0, 1) * 255))
+            sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
+        draw.multiline_text((x + 2, y + cell + 3), text, fill="black", font=font, spacing=2)
+
+    for c, (image, title) in enumerate(col_heads, start=1):
+        put(image, title, c, 0)
+    for r, (head, cells) in enumerate(zip(row_heads, rows), start=1):
+        put(head, "", 0, r)
+        for c, (image, label) in enumerate(cells, start=1):
+            put(image, label, c, r)
+    return sheet
+
+
+def make_sheet(contents: list[Path], styles: list[Path], base: stylize.StylizeConfig,
+               sweep: tuple[str | None, list], output: Path, cache: Path) -> Path:
+    """Runs every cell (with a progress bar) and writes the labelled sheet atomically."""
+    name, values = sweep
+    columns = [(s, v) for s in styles for v in values]
+    cache.mkdir(parents=True, exist_ok=True)
+    model = metrics.feature_model()
+    style_images = {s: images.load_image(s, max_dim=base.max_dim) for s in styles}
+    rows, heads = [], []
+    with tqdm(total=len(contents) * len(columns), desc="sheet", unit="cell", disable=None) as bar:
+        for content in contents:
+            heads.append(images.load_image(content, max_dim=base.max_dim))
+            row = []
+            for style, value in columns:
+                row.append(run_cell(content, style, cell_config(base, name, value), cache, model))
+                bar.update(1)
+            rows.append(row)
+    col_heads = [(style_images[s], s.stem[:28] + ("" if name is None else f"\n{name}={v:g}" if
+                                                  isinstance(v, float) else f"\n{name}={v}"))
+                 for s, v in columns]
+    sheet = compose(rows, heads, col_heads, base.max_dim)
+    with images.atomic_path(output) as tmp:
+        sheet.save(tmp, format="PNG")
+    return output
+
+
+def main(argv) -> int:
+    del argv
+    f = flags.FLAGS
+    try:
+        base = stylize.StylizeConfig(method=f.method, max_dim=f.max_dim, progress=False)
+        if f.steps is not None:
+            base = dataclasses.replace(base, optimize=dataclasses.replace(base.optimize, steps=f.steps))
+        out = make_sheet(expand(f.contents), expand(f.styles), base, parse_sweep(f.sweep),
+                         Path(f.output), Path(f.cache))
+    except StyleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)

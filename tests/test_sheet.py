@@ -1,0 +1,39 @@
+import os
+
+import pytest
+from PIL import Image
+
+from style_tf import sheet, stylize
+from style_tf.errors import StyleError
+
+C = stylize.EXAMPLES / "content"
+S = stylize.EXAMPLES / "style"
+
+
+def test_grid_and_cache(tmp_path):
+    base = stylize.StylizeConfig(max_dim=32, progress=False, optimize=stylize.OptimizeConfig(steps=2, scales=()))
+    contents = [C / "chelsea.png", C / "coffee.png"]
+    styles = [S / "kandinky.png"]
+    sweep = sheet.parse_sweep("style_weight=1e-3,1e-1")
+    out = sheet.make_sheet(contents, styles, base, sweep, tmp_path / "sheet.png", tmp_path / "cache")
+    img = Image.open(out)
+    cols, rows = 1 + 2, 1 + 2  # Head column + 2 sweep values; header row + 2 contents.
+    assert img.size == (sheet.MARGIN + cols * (32 + sheet.MARGIN),
+                        sheet.MARGIN + rows * (32 + sheet.LABEL_HEIGHT + sheet.MARGIN))
+    cached = sorted((tmp_path / "cache").iterdir())
+    assert len(cached) == 8  # 4 cells x (png + json)
+    stamps = {p: p.stat().st_mtime_ns for p in cached}
+    sheet.make_sheet(contents, styles, base, sweep, tmp_path / "sheet2.png", tmp_path / "cache")
+    assert {p: p.stat().st_mtime_ns for p in cached} == stamps  # Reused, not recomputed.
+
+
+def test_sweep_parsing():
+    assert sheet.parse_sweep("alpha=0,0.5,1") == ("alpha", [0.0, 0.5, 1.0])
+    assert sheet.parse_sweep("steps=10,20") == ("steps", [10, 20])
+    assert sheet.parse_sweep(None) == (None, [None])
+    with pytest.raises(StyleError, match="sweep"):
+        sheet.parse_sweep("nonsense=1")
+    with pytest.raises(StyleError, match="int"):
+        sheet.parse_sweep("steps=a")
+    config = sheet.cell_config(stylize.StylizeConfig(), "alpha", 0.25)
+    assert config.adain.alpha == 0.25
