@@ -1,0 +1,101 @@
+"""`python -m export.savedmodel`: a SavedModel called like the TF-Hub arbitrary stylization module.
+
+    module = tensorflow_hub.load("models/adain_savedmodel")
+    outputs = module(content_image, style_image)          # float32 [B, H, W, 3] in [0, 1]
+    stylized = outputs[0]
+    stylized = module(content_image, style_image, alpha)[0]  # alpha: float32 scalar, 0..1
+
+Any image size (the content is resized to a multiple of 8 inside and back). The
+`serving_default` signature takes `content_image`, `style_image` and returns
+`stylized_image`, for `hub.KerasLayer(path, signature="serving_default",
+output_key="stylized_image")` called with a dict of both images.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+from absl import app, flags
+
+from export import signatures as sig
+from export.tflite import Network
+from style_tf import adain
+from style_tf.errors import StyleError
+
+IMAGE = tf.TensorSpec([None, None, None, 3], tf.float32)
+
+
+class StylizationModule(tf.Module):
+    """content, style (, alpha) -> [stylized]; the weights are saved as variables."""
+
+    def __init__(self, net: Network):
+        super().__init__()
+        self.encoder, self.decoder = net.encoder, net.decoder
+
+    def _stylize(self, content_image, style_image, alpha):
+        vector = adain.style_vector(self.encoder(style_image)[adain.BOTTLENECK])
+        size = tf.shape(content_image)[1:3]
+        size8 = tf.maximum(8, tf.cast(tf.round(tf.cast(size, tf.float32) / 8.0), tf.int32) * 8)
+        x = tf.image.resize(content_image, size8, method="bicubic", antialias=True)
+        out = adain.transform(self.encoder, self.decoder, x, vector, alpha)
+        return tf.clip_by_value(tf.image.resize(out, size, method="bicubic", antialias=True), 0.0, 1.0)
+
+    @tf.function(input_signature=[IMAGE, IMAGE])
+    def __call__(self, content_image, style_image):
+        return [self._stylize(content_image, style_image, 1.0)]
+
+    @tf.function(input_signature=[IMAGE, IMAGE, tf.TensorSpec([], tf.float32)])
+    def with_alpha(self, content_image, style_image, alpha):
+        return [self._stylize(content_image, style_image, alpha)]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=sig.CONTENT_IMAGE),
+                                  tf.TensorSpec([None, None, None, 3], tf.float32, name=sig.STYLE_IMAGE)])
+    def serving(self, content_image, style_image):
+        return {sig.STYLIZED_IMAGE: self._stylize(content_image, style_image, 1.0)}
+
+
+def export(decoder_weights: str, output_dir: str) -> Path:
+    """Writes the SavedModel to a temporary folder beside `output_dir`, then swaps it in."""
+    out = Path(output_dir)
+    if not out.parent.is_dir():
+        raise StyleError(f"{out.parent}: output folder does not exist")
+    module = StylizationModule(Network(decoder_weights))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serving})
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def _define_flags() -> None:
+    flags.DEFINE_string("decoder_weights", str(adain.bundled_decoder_path()), "Decoder .weights.h5.")
+    flags.DEFINE_string("output_dir", str(Path(__file__).resolve().parent.parent / "models" / "adain_savedmodel"),
+                        "SavedModel folder.")
+
+
+def main(argv) -> int:
+    del argv
+    try:
+        out = export(flags.FLAGS.decoder_weights, flags.FLAGS.output_dir)
+    except StyleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)

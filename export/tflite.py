@@ -1,0 +1,176 @@
+"""`python -m export.tflite`: the AdaIN network as TFLite models for Android.
+
+Two models per variant (float32, float16 weights, int8 full-integer with float in/out):
+`adain_predict_<variant>.tflite` (style image -> style vector, once per style) and
+`adain_transform_<variant>.tflite` (content image, style vector, alpha -> stylized image).
+
+Conversion route: the Keras network is wrapped in tf.functions, its variables are frozen
+into constants (`convert_variables_to_constants_v2`; converting unfrozen Keras 3 variables
+gave all-NaN models without an error), the frozen functions are saved as a SavedModel with
+named signatures, and that is converted. Every file is written atomically.
+"""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from export import signatures as sig
+from style_tf import adain, images
+from style_tf.errors import StyleError
+from style_tf.stylize import EXAMPLES
+
+
+class Network:
+    """Encoder and decoder with the two exported computations as float32 functions."""
+
+    def __init__(self, decoder_weights: str):
+        self.encoder = adain.encoder(layers=(adain.BOTTLENECK,))
+        self.decoder = adain.load_decoder(decoder_weights)
+
+    def predict(self, style_image):
+        return adain.style_vector(self.encoder(style_image)[adain.BOTTLENECK])
+
+    def transform(self, content_image, style_vector, alpha):
+        return adain.transform(self.encoder, self.decoder, content_image, style_vector, alpha)
+
+
+def frozen_module(net: Network, content_size: int, style_size: int) -> tf.Module:
+    """A tf.Module whose `predict` and `transform` hold the weights as constants."""
+    table = sig.signature_table(content_size, style_size)
+    specs = {key: [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in inputs.items()]
+             for key, (inputs, _) in table.items()}
+    raw_predict = tf.function(net.predict, input_signature=specs[sig.PREDICT])
+    raw_transform = tf.function(net.transform, input_signature=specs[sig.TRANSFORM])
+    frozen_predict = convert_variables_to_constants_v2(raw_predict.get_concrete_function())
+    frozen_transform = convert_variables_to_constants_v2(raw_transform.get_concrete_function())
+    module = tf.Module()
+
+    @tf.function(input_signature=specs[sig.PREDICT])
+    def predict(style_image):
+        return {sig.STYLE_VECTOR: frozen_predict(style_image)[0]}
+
+    @tf.function(input_signature=specs[sig.TRANSFORM])
+    def transform(content_image, style_vector, alpha):
+        return {sig.STYLIZED_IMAGE: frozen_transform(content_image, style_vector, alpha)[0]}
+
+    module.predict, module.transform = predict, transform
+    return module
+
+
+def calibration_images(folders: list[str], size: int, limit: int = 24) -> list[np.ndarray]:
+    """Up to `limit` images from `folders`, centre-cropped squares resized to `size`."""
+    out = []
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*")):
+            if len(out) >= limit:
+                return out
+            if path.is_file():
+                try:
+                    out.append(square(images.load_image(path), size))
+                except StyleError:
+                    continue
+    return out
+
+
+def square(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre crop to a square, resized to size x size (what the app does to camera frames)."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return images.resize(image[top:top + side, left:left + side], size=(size, size))
+
+
+def convert(saved_model_dir: str, key: str, variant: str, representative=None) -> bytes:
+    """Converts one signature of the frozen SavedModel to a TFLite flatbuffer."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[key])
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        # Integer kernels wherever they exist; float for the rest (see BUILD.md), float in/out.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+    elif variant != "float32":
+        raise StyleError(f"unknown variant {variant!r} (use {', '.join(sig.VARIANTS)})")
+    return converter.convert()
+
+
+def export(decoder_weights: str, output_dir: str, content_size: int = sig.CONTENT_SIZE,
+           style_size: int = sig.STYLE_SIZE, variants=sig.VARIANTS,
+           calibration_dirs: list[str] | None = None) -> list[Path]:
+    """Writes the predict and transform models of each variant; returns their paths."""
+    for v in variants:
+        if v not in sig.VARIANTS:
+            raise StyleError(f"unknown variant {v!r} (use {', '.join(sig.VARIANTS)})")
+    if content_size % 8 or content_size < 16 or style_size < 16:
+        raise StyleError("content_size must be a multiple of 8 and sizes >= 16")
+    if not Path(output_dir).is_dir():
+        raise StyleError(f"{output_dir}: output folder does not exist")
+    net = Network(decoder_weights)
+    module = frozen_module(net, content_size, style_size)
+    folders = calibration_dirs or [str(EXAMPLES / "style"), str(EXAMPLES / "content")]
+    styles = calibration_images(folders, style_size)
+    contents = calibration_images(folders[::-1], content_size)
+    vectors = [net.predict(s[None]) for s in styles]
+
+    def predict_data():
+        for s in styles:
+            yield {sig.STYLE_IMAGE: s[None]}
+
+    def transform_data():
+        for i, c in enumerate(contents):
+            alpha = np.array([1.0 if i % 2 == 0 else 0.5], np.float32)
+            yield {sig.CONTENT_IMAGE: c[None], sig.STYLE_VECTOR: np.asarray(vectors[i % len(vectors)]),
+                   sig.ALPHA: alpha}
+
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(module, tmp, signatures={sig.PREDICT: module.predict,
+                                                     sig.TRANSFORM: module.transform})
+        for variant in variants:
+            for key, data in ((sig.PREDICT, predict_data), (sig.TRANSFORM, transform_data)):
+                flat = convert(tmp, key, variant, data)
+                path = Path(output_dir) / sig.model_file(key, variant)
+                with images.atomic_path(path) as part:
+                    Path(part).write_bytes(flat)
+                logging.info("wrote %s (%d bytes)", path, len(flat))
+                written.append(path)
+    return written
+
+
+def _define_flags() -> None:
+    flags.DEFINE_string("decoder_weights", str(adain.bundled_decoder_path()), "Decoder .weights.h5.")
+    flags.DEFINE_string("output_dir", str(Path(__file__).resolve().parent.parent / "models"),
+                        "Where the .tflite files go.")
+    flags.DEFINE_integer("content_size", sig.CONTENT_SIZE, "Transform input size (multiple of 8).")
+    flags.DEFINE_integer("style_size", sig.STYLE_SIZE, "Predict input size.")
+    flags.DEFINE_list("variants", list(sig.VARIANTS), "float32, float16, int8.")
+    flags.DEFINE_list("calibration_dirs", [], "Image folders for int8 calibration "
+                      "(default: examples/style and examples/content).")
+
+
+def main(argv) -> int:
+    del argv
+    f = flags.FLAGS
+    try:
+        paths = export(f.decoder_weights, f.output_dir, f.content_size, f.style_size, f.variants,
+                       f.calibration_dirs or None)
+    except StyleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(f"wrote {p} ({os.path.getsize(p) / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)

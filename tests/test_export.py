@@ -1,0 +1,76 @@
+"""Export at a small size into a temporary folder, run in LiteRT, compare with Keras."""
+
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from export import savedmodel, signatures as sig, tflite, verify
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def decoder_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dec") / "decoder.weights.h5"
+    keras.utils.set_random_seed(0)
+    from style_tf import adain
+
+    adain.decoder().save_weights(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, decoder_file):
+    out = tmp_path_factory.mktemp("tflite")
+    tflite.export(decoder_file, str(out), content_size=SIZE, style_size=SIZE)
+    return out
+
+
+def test_signatures_names_dtypes_shapes(exported):
+    table = sig.signature_table(SIZE, SIZE)
+    for variant in sig.VARIANTS:
+        for key, (inputs, outputs) in table.items():
+            runner = verify.interpreter(exported / sig.model_file(key, variant)).get_signature_runner(key)
+            got_in, got_out = runner.get_input_details(), runner.get_output_details()
+            assert {k: list(v["shape"]) for k, v in got_in.items()} == inputs
+            assert {k: list(v["shape"]) for k, v in got_out.items()} == outputs
+            assert all(v["dtype"] == np.float32 for v in [*got_in.values(), *got_out.values()])
+
+
+def test_float_variants_match_keras_and_no_nan(exported, decoder_file):
+    rows = {r["variant"]: r for r in verify.verify(str(exported), decoder_file, ("float32", "float16"), repeats=1)}
+    assert rows["float32"]["psnr"] >= 40 and rows["float16"]["psnr"] >= 35
+    assert all(np.isfinite(r["style_distance"]) for r in rows.values())
+
+
+def test_int8_runs_in_litert(exported, decoder_file):
+    rows = verify.verify(str(exported), decoder_file, ("int8",), repeats=1)
+    assert rows[0]["mb"] < 0.5 * sum(p.stat().st_size for p in exported.glob("*float32*")) / 1e6
+
+
+def test_android_guide_documents_the_exported_signatures():
+    guide = (Path(__file__).resolve().parent.parent / "BUILD.md").read_text()
+    for key, (inputs, outputs) in sig.signature_table().items():
+        for name, shape in {**inputs, **outputs}.items():
+            assert re.search(rf"`{name}`\s*\|\s*float32\s*\|\s*`{re.escape(str(shape))}`", guide), name
+        assert f'"{key}"' in guide
+
+
+def test_savedmodel_hub_load_and_keras_layer(tmp_path, decoder_file):
+    import tensorflow_hub as hub
+
+    path = savedmodel.export(decoder_file, str(tmp_path / "sm"))
+    content = np.random.default_rng(0).uniform(size=(1, 50, 70, 3)).astype(np.float32)
+    style = np.random.default_rng(1).uniform(size=(1, 40, 40, 3)).astype(np.float32)
+    module = hub.load(str(path))
+    out = module(tf.constant(content), tf.constant(style))[0]
+    assert out.shape == (1, 50, 70, 3) and np.isfinite(out.numpy()).all()
+    half = module.with_alpha(tf.constant(content), tf.constant(style), tf.constant(0.5))[0]
+    assert half.shape == out.shape
+    layer = hub.KerasLayer(str(path), signature="serving_default", output_key=sig.STYLIZED_IMAGE)
+    via_layer = layer({sig.CONTENT_IMAGE: tf.constant(content), sig.STYLE_IMAGE: tf.constant(style)})
+    np.testing.assert_allclose(via_layer.numpy(), out.numpy(), atol=1e-5)
