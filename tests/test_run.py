@@ -98,3 +98,11 @@ def test_sigint_saves_current_image(tmp_path, photo):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert Image.open(out).size == (48, 34)
+
+
+def test_adain_method_with_bundled_decoder(tmp_path, photo):
+    out = tmp_path / "a.png"
+    r = run(f"--content={photo}", f"--style={STYLE}", f"--output={out}", "--method=adain",
+            "--alpha=0.7", "--preserve_color=histogram", "--max_dim=48")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (48, 34)
