@@ -19,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks.heldout import SHARED
 from style_tf import images, optimize
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 flags.DEFINE_string("content", str(SHARED / "train_content/lxqt-themes/Valendas.jpg"), "Photo.")
 flags.DEFINE_string("style", str(SHARED / "train_style/gcompris-details/Gogh4_background.jpg"), "Style.")
 flags.DEFINE_integer("tutorial_steps", 1000, "Steps of the tutorial loop (1000 in the tutorial).")
@@ -93,7 +93,7 @@ def main(argv):
     content = images.load_image(FLAGS.content, max_dim=FLAGS.max_dim)
     style = images.load_image(FLAGS.style, max_dim=FLAGS.max_dim)
     print(f"content {Path(FLAGS.content).name} {content.shape[1]}x{content.shape[0]}, "
-          f"style {Path(FLAGS.style).name}, CPU threads {tf.config.threading.get_intra_op_parallelism_threads() or 'all'}")
+          f"style {Path(FLAGS.style).name}")
     target, tutorial_s, _ = tutorial_loop(content, style, FLAGS.tutorial_steps)
     ours_s, our_steps, image = engine_to_loss(content, style, target)
     check = fp32_loss(content, style, image)
@@ -103,7 +103,7 @@ def main(argv):
         for precision in ms:
             ms[precision].append(adam_ms(content, style, precision, FLAGS.timing_steps))
     tut_ms, our_ms = min(ms["float32"]), min(ms["bfloat16"])
-    print(f"\n| measure | tutorial loop | this engine | ratio | target |\n|---|---|---|---|---|")
+    print("\n| measure | tutorial loop | this engine | ratio | target |\n|---|---|---|---|---|")
     print(f"| time to the tutorial's final loss {target:.4g} | {tutorial_s:.1f} s "
           f"({FLAGS.tutorial_steps} Adam steps) | {ours_s:.1f} s ({our_steps} L-BFGS steps) | "
           f"{ours_s / tutorial_s:.3f} | <= 0.125 |")

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
+from benchmarks.heldout import SHARED, heldout_paths
 from style_tf import images, metrics, stylize
 
-HELDOUT = Path(__file__).resolve().parent / "heldout.txt"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 flags.DEFINE_enum("method", "optimize", ["optimize", "adain"], "Engine.")
 flags.DEFINE_integer("pairs", 3, "How many (photo, artwork) pairs.")
 flags.DEFINE_integer("max_dim", 512, "Output size.")
@@ -27,9 +26,9 @@ FLAGS = flags.FLAGS
 
 
 def heldout_pairs(count: int) -> list[tuple[Path, Path]]:
-    names = [l.strip() for l in HELDOUT.read_text().splitlines() if l.strip() and not l.startswith("#")]
-    photos = [SHARED / n for n in names if n.startswith("train_content/")]
-    styles = [SHARED / n for n in names if n.startswith("train_style/")]
+    photos, styles = heldout_paths()
+    if not photos or not styles:
+        raise SystemExit(f"held-out images not found under {SHARED}")
     return [(photos[i % len(photos)], styles[i % len(styles)]) for i in range(count)]
 
 

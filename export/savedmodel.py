@@ -13,7 +13,6 @@ output_key="stylized_image")` called with a dict of both images.
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,8 +22,9 @@ from absl import app, flags
 from export import signatures as sig
 from export.tflite import Network
 from style_tf import adain
-from style_tf.errors import StyleError
+from style_tf.errors import StyleError, user_errors_exit_2
 
+MODELS = Path(__file__).resolve().parent.parent / "models"
 IMAGE = tf.TensorSpec([None, None, None, 3], tf.float32)
 
 
@@ -81,17 +81,13 @@ def export(decoder_weights: str, output_dir: str) -> Path:
 
 def _define_flags() -> None:
     flags.DEFINE_string("decoder_weights", str(adain.bundled_decoder_path()), "Decoder .weights.h5.")
-    flags.DEFINE_string("output_dir", str(Path(__file__).resolve().parent.parent / "models" / "adain_savedmodel"),
-                        "SavedModel folder.")
+    flags.DEFINE_string("output_dir", str(MODELS / "adain_savedmodel"), "SavedModel folder.")
 
 
+@user_errors_exit_2
 def main(argv) -> int:
     del argv
-    try:
-        out = export(flags.FLAGS.decoder_weights, flags.FLAGS.output_dir)
-    except StyleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    out = export(flags.FLAGS.decoder_weights, flags.FLAGS.output_dir)
     print(f"wrote {out}")
     return 0
 

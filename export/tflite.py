@@ -11,7 +11,6 @@ named signatures, and that is converted. Every file is written atomically.
 """
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 
 from export import signatures as sig
 from style_tf import adain, images
-from style_tf.errors import StyleError
+from style_tf.errors import StyleError, user_errors_exit_2
 from style_tf.stylize import EXAMPLES
 
 
@@ -157,15 +156,12 @@ def _define_flags() -> None:
                       "(default: examples/style and examples/content).")
 
 
+@user_errors_exit_2
 def main(argv) -> int:
     del argv
     f = flags.FLAGS
-    try:
-        paths = export(f.decoder_weights, f.output_dir, f.content_size, f.style_size, f.variants,
-                       f.calibration_dirs or None)
-    except StyleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    paths = export(f.decoder_weights, f.output_dir, f.content_size, f.style_size, f.variants,
+                   f.calibration_dirs or None)
     for p in paths:
         print(f"wrote {p} ({os.path.getsize(p) / 1e6:.1f} MB)")
     return 0

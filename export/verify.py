@@ -8,21 +8,19 @@ ones). Exit status 1 if a variant falls below its PSNR bar.
 """
 
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 
+from benchmarks.heldout import heldout_paths
 from export import signatures as sig
 from export.tflite import Network, square
 from style_tf import images, losses
-from style_tf.errors import StyleError
+from style_tf.errors import StyleError, user_errors_exit_2
 
 PSNR_BAR = {"float32": 40.0, "float16": 35.0, "int8": 25.0}
-HELDOUT = Path(__file__).resolve().parent.parent / "benchmarks" / "heldout.txt"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def interpreter(path: Path, threads: int = 2):
@@ -35,11 +33,7 @@ def interpreter(path: Path, threads: int = 2):
 
 def test_images(content_size: int, style_size: int, count: int = 3):
     """(contents, styles): held-out images if present, else seeded synthetic ones."""
-    names = []
-    if HELDOUT.is_file() and SHARED.is_dir():
-        names = [l.strip() for l in HELDOUT.read_text().splitlines() if l.strip() and not l.startswith("#")]
-    photos = [SHARED / n for n in names if n.startswith("train_content/")][:count]
-    arts = [SHARED / n for n in names if n.startswith("train_style/")][:count]
+    photos, arts = (paths[:count] for paths in heldout_paths())
     if photos and arts:
         return ([square(images.load_image(p), content_size) for p in photos],
                 [square(images.load_image(p), style_size) for p in arts])
@@ -61,7 +55,8 @@ def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats:
     if not first.is_file():
         raise StyleError(f"{first}: not found (run python -m export.tflite first)")
     probe = interpreter(first, threads)
-    content_size = probe.get_signature_runner(sig.TRANSFORM).get_input_details()[sig.CONTENT_IMAGE]["shape"][1]
+    inputs = probe.get_signature_runner(sig.TRANSFORM).get_input_details()
+    content_size = inputs[sig.CONTENT_IMAGE]["shape"][1]
     probe_p = interpreter(model_dir / sig.model_file(sig.PREDICT, variants[0]), threads)
     style_size = probe_p.get_signature_runner(sig.PREDICT).get_input_details()[sig.STYLE_IMAGE]["shape"][1]
     net = Network(decoder_weights)
@@ -104,7 +99,8 @@ def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats:
 
 
 def table(rows: list[dict], content_size=None) -> str:
-    lines = ["| variant | predict+transform MB | predict ms | transform ms | PSNR vs Keras (min) | bar | style distance |",
+    lines = ["| variant | predict+transform MB | predict ms | transform ms | PSNR vs Keras (min) | bar "
+             "| style distance |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['mb']:.1f} | {r['predict_ms']:.0f} | {r['transform_ms']:.0f} | "
@@ -114,24 +110,22 @@ def table(rows: list[dict], content_size=None) -> str:
 
 
 def _define_flags() -> None:
-    flags.DEFINE_string("model_dir", str(Path(__file__).resolve().parent.parent / "models"), "Folder of .tflite files.")
+    flags.DEFINE_string("model_dir", str(Path(__file__).resolve().parent.parent / "models"),
+                        "Folder of .tflite files.")
     flags.DEFINE_string("decoder_weights", None, "Decoder the models were exported from (default bundled).")
     flags.DEFINE_list("variants", list(sig.VARIANTS), "Variants to check.")
     flags.DEFINE_integer("repeats", 5, "Timed runs per image.")
     flags.DEFINE_integer("threads", 2, "LiteRT threads.")
 
 
+@user_errors_exit_2
 def main(argv) -> int:
     del argv
     from style_tf import adain
 
     f = flags.FLAGS
-    try:
-        rows = verify(f.model_dir, f.decoder_weights or str(adain.bundled_decoder_path()), f.variants,
-                      f.repeats, f.threads)
-    except StyleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows = verify(f.model_dir, f.decoder_weights or str(adain.bundled_decoder_path()), f.variants,
+                  f.repeats, f.threads)
     print(table(rows))
     return 0 if all(r["ok"] for r in rows) else 1
 

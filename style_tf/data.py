@@ -87,7 +87,8 @@ def image_dataset(source: str, batch_size: int, size: int = 256, resize_to: int 
         raise StyleError(f"{source}: no files found")
     if is_tfrecord_pattern(source):
         ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
-        ds = ds.map(lambda r: tf.io.parse_single_example(r, {"image": tf.io.FixedLenFeature([], tf.string)})["image"])
+        spec = {"image": tf.io.FixedLenFeature([], tf.string)}
+        ds = ds.map(lambda record: tf.io.parse_single_example(record, spec)["image"])
         return _finish(ds, batch_size, size, resize_to, shuffle, seed, repeat)
     files, skipped = readable_images(files)
     if skipped:

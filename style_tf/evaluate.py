@@ -7,12 +7,11 @@ two style images.
 
 import json
 import math
-import sys
 
 from absl import app, flags
 
 from style_tf import images, metrics
-from style_tf.errors import StyleError
+from style_tf.errors import StyleError, user_errors_exit_2
 
 
 def _define_flags() -> None:
@@ -32,23 +31,20 @@ def table(names: list[str], reports: list[metrics.Report]) -> str:
     return "\n".join(lines)
 
 
+@user_errors_exit_2
 def main(argv) -> int:
     del argv
     f = flags.FLAGS
-    try:
-        if not f.content or not f.style or not (f.stylized or f.style2):
-            raise StyleError("--content, --style and --stylized (or --style2) are required")
-        content = images.load_image(f.content, max_dim=f.max_dim)
-        style = images.load_image(f.style, max_dim=f.max_dim)
-        results = [images.load_image(p, max_dim=f.max_dim) for p in f.stylized]
-        model = metrics.feature_model()
-        reports = [metrics.evaluate(model, content, style, r) for r in results]
-        similarity = None
-        if f.style2:
-            similarity = metrics.style_similarity(model, style, images.load_image(f.style2, max_dim=f.max_dim))
-    except StyleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if not f.content or not f.style or not (f.stylized or f.style2):
+        raise StyleError("--content, --style and --stylized (or --style2) are required")
+    content = images.load_image(f.content, max_dim=f.max_dim)
+    style = images.load_image(f.style, max_dim=f.max_dim)
+    results = [images.load_image(p, max_dim=f.max_dim) for p in f.stylized]
+    model = metrics.feature_model()
+    reports = [metrics.evaluate(model, content, style, r) for r in results]
+    similarity = None
+    if f.style2:
+        similarity = metrics.style_similarity(model, style, images.load_image(f.style2, max_dim=f.max_dim))
     if f.json:
         # Non-finite values (PSNR of identical images) become null: strict JSON.
         out = {p: {k: v if math.isfinite(v) else None for k, v in r.rows()}

@@ -99,7 +99,7 @@ def evaluate(model: keras.Model, content: np.ndarray, style: np.ndarray,
         meanstd=ms_x, meanstd_relative=ms_x / max(ms_c, 1e-12),
         content=content_x, content_relative=content_x / max(content_s, 1e-12),
         ssim=float(tf.image.ssim(x, c, max_val=1.0)[0]),
-        psnr=float(tf.image.psnr(x, c, max_val=1.0)[0]) if not np.array_equal(stylized, content) else float("inf"),
+        psnr=float("inf") if np.array_equal(stylized, content) else float(tf.image.psnr(x, c, 1.0)[0]),
         mse=float(np.mean((stylized - content) ** 2)), mae=float(np.mean(np.abs(stylized - content))),
         color_histogram=color_histogram_distance(stylized, style))
 

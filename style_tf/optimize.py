@@ -8,7 +8,6 @@ of memory.
 """
 
 import dataclasses
-import time
 from typing import Callable
 
 import keras
@@ -61,6 +60,17 @@ class OptimizeConfig:
 
 
 @dataclasses.dataclass
+class Resume:
+    """Where an optimisation stood: enough to continue it (`--resume`)."""
+
+    scale: int  # Index of the scale in progress.
+    step: int  # Iterations done within that scale.
+    total_step: int  # Iterations done over all scales.
+    image: np.ndarray  # (H, W, 3) at that scale's size.
+    adam: list[np.ndarray] | None = None  # Adam's variables in order (step, moments); L-BFGS: None.
+
+
+@dataclasses.dataclass
 class Step:
     """What the engine reports after each iteration (to progress bars, logs, snapshots)."""
 
@@ -71,6 +81,7 @@ class Step:
     loss: float
     parts: dict[str, float]
     image: Callable[[], np.ndarray]  # The current image, (H, W, 3) in [0, 1].
+    resume: Callable[[], Resume]  # The state to continue from this point.
 
 
 def feature_model_for(config: OptimizeConfig) -> keras.Model:
@@ -180,7 +191,7 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
              max_dim: int, style_weights: list[float] | None = None,
              masks: list[np.ndarray] | None = None, model: keras.Model | None = None,
              callback: Callable[[Step], bool | None] | None = None,
-             init_image: np.ndarray | None = None) -> np.ndarray:
+             init_image: np.ndarray | None = None, resume: Resume | None = None) -> np.ndarray:
     """Stylizes `content` by optimisation over coarse-to-fine scales.
 
     Args:
@@ -193,6 +204,9 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
       model: a feature model from `feature_model_for(config)` to reuse across images.
       callback: called with a `Step` after each iteration; returning True stops early.
       init_image: start from this (H, W, 3) image instead of `config.init` (any size).
+      resume: continue from this state (from `Step.resume()` of an interrupted run with the
+        same inputs and config). Adam continues exactly; L-BFGS keeps the image and step
+        count but rebuilds its curvature memory.
 
     Returns:
       (H', W', 3) float32 image in [0, 1] with longest side `max_dim`.
@@ -207,13 +221,14 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
     keras.utils.set_random_seed(config.seed)
     model = model or feature_model_for(config)
     sizes = scale_sizes(content.shape[:2], max_dim, config.scales)
-    if init_image is None:
-        image = initial_image(config, images.resize(content, size=sizes[0]), styles[0])
-    else:
-        image = images.resize(init_image, size=sizes[0])
-    total_step = 0
-    for index, size in enumerate(sizes):
-        image = images.resize(image, size=size)
+    if resume is not None and (resume.scale >= len(sizes) or resume.image.shape[:2] != sizes[resume.scale]):
+        raise StyleError("the saved state does not match these inputs and settings")
+    if resume is None:
+        first = images.resize(content, size=sizes[0])
+        image = initial_image(config, first, styles[0]) if init_image is None else init_image
+        resume = Resume(0, 0, 0, images.resize(image, size=sizes[0]))
+    for index in range(resume.scale, len(sizes)):
+        size = sizes[index]
         scaled_content = images.resize(content, size=size)
         style_dim = max(1, round(config.style_scale * max(size)))
         scaled_styles = [images.resize(s, max_dim=style_dim) for s in styles]
@@ -221,31 +236,28 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
                                                    for m in masks]
         problem = Problem(model, config, scaled_content, scaled_styles, style_weights, scaled_masks)
         run = _lbfgs if config.optimizer == "lbfgs" else _adam
-        image, total_step, stop = run(problem, image, config, index, size, total_step, callback)
+        image, total_step, stop = run(problem, config, resume, size, callback)
         logging.info("scale %d (%dx%d) done after %d steps", index, size[1], size[0], total_step)
-        if stop:
-            break
-    return image
-
-
-def _report(callback, index, size, step, total_step, loss, parts, image_fn) -> bool:
-    if callback is None:
-        return False
-    parts = {k: float(v) for k, v in parts.items()}
-    return bool(callback(Step(index, size, step, total_step, float(loss), parts, image_fn)))
+        if stop or index + 1 == len(sizes):
+            return image
+        resume = Resume(index + 1, 0, total_step, images.resize(image, size=sizes[index + 1]))
+    return resume.image  # Resumed after the last step of the last scale.
 
 
 class NonFiniteLoss(StyleError):
     """The loss became NaN or Inf and lowering the step did not help."""
 
 
-def _adam(problem, image, config, index, size, total_step, callback):
-    """Adam with the tutorial's betas; on a non-finite loss, restores the last finite image
-    and halves the learning rate (at most 5 times)."""
-    variable = tf.Variable(image[None])
+def _adam(problem, config, start: Resume, size, callback):
+    """Adam with the tutorial's betas from `start`; on a non-finite loss, restores the last
+    finite image and halves the learning rate (at most 5 times)."""
+    variable = tf.Variable(start.image[None])
     lr = config.learning_rate
     optimizer = _adam_optimizer(lr, variable)
-    last_good, halvings, step = image, 0, 0
+    if start.adam is not None:
+        for var, value in zip(optimizer.variables, start.adam):
+            var.assign(value)
+    last_good, halvings, step, total_step = start.image, 0, start.step, start.total_step
     while step < config.steps:
         loss, parts = problem.adam_step(variable, optimizer)
         if not np.isfinite(float(loss)):
@@ -262,10 +274,18 @@ def _adam(problem, image, config, index, size, total_step, callback):
         step += 1
         total_step += 1
         last_good = variable.numpy()[0]
-        current = last_good
-        if _report(callback, index, size, step, total_step, loss, parts, lambda: current):
+        state = Resume(start.scale, step, total_step, last_good, [v.numpy() for v in optimizer.variables])
+        if _report(callback, state, size, loss, parts):
             return last_good, total_step, True
     return variable.numpy()[0], total_step, False
+
+
+def _report(callback, state: Resume, size, loss, parts) -> bool:
+    if callback is None:
+        return False
+    parts = {k: float(v) for k, v in parts.items()}
+    return bool(callback(Step(state.scale, size, state.step, state.total_step, float(loss), parts,
+                              lambda: state.image, lambda: state)))
 
 
 def _adam_optimizer(lr: float, variable: tf.Variable) -> keras.optimizers.Optimizer:
@@ -274,10 +294,11 @@ def _adam_optimizer(lr: float, variable: tf.Variable) -> keras.optimizers.Optimi
     return optimizer
 
 
-def _lbfgs(problem, image, config, index, size, total_step, callback):
-    """scipy's L-BFGS-B with [0, 1] bounds; restarted (fresh memory) if a line search fails."""
-    shape = (1,) + image.shape
-    best = {"x": image.ravel().astype(np.float64), "loss": np.inf, "parts": {}}
+def _lbfgs(problem, config, start: Resume, size, callback):
+    """scipy's L-BFGS-B with [0, 1] bounds from `start`; restarted (fresh memory) if a line
+    search fails."""
+    shape = (1,) + start.image.shape
+    best = {"x": start.image.ravel().astype(np.float64), "loss": np.inf, "parts": {}}
 
     def fun(x):
         loss, parts, grad = problem.value_and_grad(tf.constant(x.reshape(shape), tf.float32))
@@ -288,15 +309,15 @@ def _lbfgs(problem, image, config, index, size, total_step, callback):
             best.update(x=x.copy(), loss=loss, parts=parts)
         return loss, grad.numpy().ravel().astype(np.float64)
 
-    step, stop = 0, False
+    step, total_step, stop = start.step, start.total_step, False
 
     def on_iteration(intermediate_result):
         nonlocal step, stop, total_step
         step += 1
         total_step += 1
-        x = best["x"]
-        if _report(callback, index, size, step, total_step, best["loss"], best["parts"],
-                   lambda: x.reshape(image.shape).astype(np.float32)):
+        image = best["x"].reshape(start.image.shape).astype(np.float32)
+        if _report(callback, Resume(start.scale, step, total_step, image), size, best["loss"],
+                   best["parts"]):
             stop = True
             raise StopIteration
     while step < config.steps and not stop:
@@ -309,6 +330,6 @@ def _lbfgs(problem, image, config, index, size, total_step, callback):
         if step == before:  # No progress at all: a restart would fail the same way.
             logging.info("L-BFGS stopped: %s", result.message)
             break
-    if not np.isfinite(best["loss"]) and config.steps > 0:
+    if not np.isfinite(best["loss"]) and config.steps > start.step:
         raise NonFiniteLoss("loss is not finite from the first step; check the loss weights")
-    return best["x"].reshape(image.shape).astype(np.float32), total_step, stop
+    return best["x"].reshape(start.image.shape).astype(np.float32), total_step, stop

@@ -10,7 +10,7 @@ import sys
 from absl import app, flags, logging
 
 from style_tf import optimize, stylize
-from style_tf.errors import StyleError
+from style_tf.errors import StyleError, user_errors_exit_2
 
 _D = stylize.StylizeConfig()
 _O = optimize.OptimizeConfig()
@@ -32,6 +32,7 @@ def _define_flags() -> None:
     f.DEFINE_integer("save_every", _D.save_every, "Steps between snapshot images (0: none).")
     f.DEFINE_bool("plot", _D.plot, "Write <output>_loss.png with the loss curve.")
     f.DEFINE_bool("progress", _D.progress, "Show a progress bar.")
+    f.DEFINE_bool("resume", _D.resume, "Continue an interrupted optimisation (<output>.resume.npz).")
     # optimize
     f.DEFINE_enum("network", _O.network, ["vgg19", "vgg16"], "Feature network.")
     f.DEFINE_string("vgg_weights", _O.vgg_weights, "bundled, imagenet, or a path to .h5/.npz.")
@@ -91,19 +92,16 @@ def config_from_flags(f) -> stylize.StylizeConfig:
         content=f.content, styles=tuple(f.style), style_weights=_floats(f.style_weights, "style_weights"),
         style_masks=tuple(f.style_masks), output=f.output, method=f.method, max_dim=f.max_dim,
         preserve_color=f.preserve_color, log_every=f.log_every, save_every=f.save_every,
-        plot=f.plot, progress=f.progress, optimize=engine,
+        plot=f.plot, progress=f.progress, resume=f.resume, optimize=engine,
         adain=stylize.AdainConfig(alpha=f.alpha, decoder_weights=f.decoder_weights))
 
 
+@user_errors_exit_2
 def main(argv) -> int:
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]} (flags start with --)", file=sys.stderr)
         return 2
-    try:
-        result = stylize.stylize(config_from_flags(flags.FLAGS))
-    except StyleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    result = stylize.stylize(config_from_flags(flags.FLAGS))
     for path in result.written:
         print(f"wrote {path}")
     for path, why in result.failed:

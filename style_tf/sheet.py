@@ -11,7 +11,6 @@ time. Cells are cached by (content, style, settings), so asking again reuses the
 import dataclasses
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from style_tf import images, metrics, stylize
-from style_tf.errors import StyleError
+from style_tf.errors import StyleError, user_errors_exit_2
 
 LABEL_HEIGHT = 34
 MARGIN = 4
@@ -167,18 +166,15 @@ def make_sheet(contents: list[Path], styles: list[Path], base: stylize.StylizeCo
     return output
 
 
+@user_errors_exit_2
 def main(argv) -> int:
     del argv
     f = flags.FLAGS
-    try:
-        base = stylize.StylizeConfig(method=f.method, max_dim=f.max_dim, progress=False)
-        if f.steps is not None:
-            base = dataclasses.replace(base, optimize=dataclasses.replace(base.optimize, steps=f.steps))
-        out = make_sheet(expand(f.contents), expand(f.styles), base, parse_sweep(f.sweep),
-                         Path(f.output), Path(f.cache))
-    except StyleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    base = stylize.StylizeConfig(method=f.method, max_dim=f.max_dim, progress=False)
+    if f.steps is not None:
+        base = dataclasses.replace(base, optimize=dataclasses.replace(base.optimize, steps=f.steps))
+    out = make_sheet(expand(f.contents), expand(f.styles), base, parse_sweep(f.sweep),
+                     Path(f.output), Path(f.cache))
     print(f"wrote {out}")
     return 0
 

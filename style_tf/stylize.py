@@ -8,6 +8,7 @@ current image.
 """
 
 import dataclasses
+import hashlib
 import os
 import signal
 import time
@@ -18,8 +19,8 @@ from absl import logging
 from tqdm import tqdm
 
 from style_tf import adain, images, optimize
-from style_tf.optimize import OptimizeConfig
 from style_tf.errors import StyleError
+from style_tf.optimize import OptimizeConfig
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = PACKAGE_ROOT / "examples"
@@ -52,6 +53,7 @@ class StylizeConfig:
     log_every: int = 50  # Steps between log lines (optimize).
     save_every: int = 0  # Steps between snapshot images (optimize; 0 = none).
     plot: bool = False  # Write <output>_loss.png (optimize).
+    resume: bool = False  # Continue from <output>.resume.npz, left by an interrupted run.
     progress: bool = True  # Progress bar on stderr.
     optimize: OptimizeConfig = OptimizeConfig()
     adain: AdainConfig = AdainConfig()
@@ -221,7 +223,11 @@ class _Engine:
         c = self.config
         max_dim = max(content.shape[:2])
         sizes = optimize.scale_sizes(content.shape[:2], max_dim, c.optimize.scales)
+        state_path = out_path.with_name(out_path.name + ".resume.npz")
+        key = _fingerprint(c, content, styles, weights, masks)
+        start = load_resume(state_path, key) if c.resume else None
         bar = tqdm(total=c.optimize.steps * len(sizes), desc=out_path.name, unit="step",
+                   initial=start.total_step if start else 0,
                    disable=None if c.progress else True)  # None: off when not a terminal.
         t0 = time.time()
         history = []
@@ -236,19 +242,55 @@ class _Engine:
                                        if "/" not in k))
             if c.save_every and step.total_step % c.save_every == 0:
                 images.save_image(_sibling(out_path, f"_{step.total_step:05d}"), step.image())
+                save_resume(state_path, key, step.resume())
             if interrupt.requested:
-                logging.warning("interrupted at step %d: saving the current image", step.total_step)
+                save_resume(state_path, key, step.resume())
+                logging.warning("interrupted at step %d: saved the current image and %s "
+                                "(continue with --resume)", step.total_step, state_path)
             return interrupt.requested
 
         try:
             image = optimize.optimize(content, styles, c.optimize, max_dim, weights, masks,
-                                      model=self.model, callback=callback)
+                                      model=self.model, callback=callback, resume=start)
         finally:
             bar.close()
+        if not interrupt.requested and state_path.exists():
+            state_path.unlink()  # Finished: nothing left to resume.
         result.history = history
         if c.plot and history:
             plot_loss(history, _sibling(out_path, "_loss", ".png"))
         return image
+
+
+def _fingerprint(config: StylizeConfig, content, styles, weights, masks) -> str:
+    """Identifies the inputs and settings a saved state belongs to."""
+    digest = hashlib.sha256(repr((config.optimize, config.preserve_color, weights)).encode())
+    for array in [content, *styles, *(masks or [])]:
+        digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def save_resume(path: Path, key: str, state: optimize.Resume) -> None:
+    """Writes the state atomically (an interrupted write leaves the previous state)."""
+    adam = {f"adam{i}": v for i, v in enumerate(state.adam or [])}
+    with images.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, key=key, position=np.array([state.scale, state.step, state.total_step]),
+                 image=state.image, **adam)
+
+
+def load_resume(path: Path, key: str) -> optimize.Resume:
+    """Reads a state written by `save_resume` for the same inputs and settings."""
+    if not path.is_file():
+        raise StyleError(f"{path}: nothing to resume (no saved state for this output)")
+    try:
+        with np.load(path) as data:
+            if str(data["key"]) != key:
+                raise StyleError(f"{path}: saved for other inputs or settings; run without --resume")
+            scale, step, total = (int(v) for v in data["position"])
+            adam = [data[f"adam{i}"] for i in range(sum(k.startswith("adam") for k in data.files))]
+            return optimize.Resume(scale, step, total, data["image"], adam or None)
+    except (OSError, ValueError, KeyError) as e:
+        raise StyleError(f"{path}: unreadable saved state ({e})") from None
 
 
 def _sibling(path: Path, tag: str, suffix: str | None = None) -> Path:

@@ -23,7 +23,7 @@ from absl import app, flags, logging
 from tqdm import tqdm
 
 from style_tf import adain, data
-from style_tf.errors import StyleError
+from style_tf.errors import StyleError, user_errors_exit_2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,6 +265,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("threads", 0, "CPU threads for TensorFlow ops (0: all cores).")
 
 
+@user_errors_exit_2
 def main(argv) -> int:
     del argv
     f = flags.FLAGS
@@ -291,9 +292,6 @@ def main(argv) -> int:
             style_balance=f.style_balance, style_upweight=tuple(upweight),
             init_decoder=f.init_decoder, seed=f.seed)
         train(config)
-    except StyleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted; checkpoint saved, run again with the same --model_dir to resume",
               file=sys.stderr)

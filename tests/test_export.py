@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import savedmodel, signatures as sig, tflite, verify
+from export import savedmodel, tflite, verify
+from export import signatures as sig
 
 SIZE = 64
 
@@ -42,7 +43,8 @@ def test_signatures_names_dtypes_shapes(exported):
 
 
 def test_float_variants_match_keras_and_no_nan(exported, decoder_file):
-    rows = {r["variant"]: r for r in verify.verify(str(exported), decoder_file, ("float32", "float16"), repeats=1)}
+    rows = verify.verify(str(exported), decoder_file, ("float32", "float16"), repeats=1)
+    rows = {r["variant"]: r for r in rows}
     assert rows["float32"]["psnr"] >= 40 and rows["float16"]["psnr"] >= 35
     assert all(np.isfinite(r["style_distance"]) for r in rows.values())
 

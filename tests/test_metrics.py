@@ -48,5 +48,5 @@ def test_evaluate_cli_json_and_errors(tmp_path):
     report = json.loads(r.stdout)[content]
     assert report["gram_relative"] == pytest.approx(1.0) and report["psnr"] is None
     r = subprocess.run(args + ["--stylized=/missing.png"], capture_output=True, text=True)
-    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert r.returncode == 2 and len(errors) == 1 and "Traceback" not in r.stderr

@@ -14,7 +14,8 @@ def test_notebook_cells_train_on_cpu(tmp_path):
     for kind in ("content", "style"):
         (tmp_path / kind).mkdir()
         for i in range(2):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / kind / f"{i}.png")
+            pixels = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / kind / f"{i}.png")
     cells = [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
     scope = {}
     for cell in cells:

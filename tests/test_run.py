@@ -52,7 +52,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, photo, bad, matc
     args = [f"--content={photo}", f"--style={STYLE}", f"--output={out}", *FAST]
     r = run(*args, *bad, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
-    lines = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and match in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert out.read_bytes() == b"old result"
@@ -106,3 +106,30 @@ def test_adain_method_with_bundled_decoder(tmp_path, photo):
             "--alpha=0.7", "--preserve_color=histogram", "--max_dim=48")
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size == (48, 34)
+
+
+def test_interrupt_then_resume_equals_straight_run(tmp_path, photo):
+    import signal
+
+    args = [f"--content={photo}", f"--style={STYLE}", "--max_dim=48", "--scales=", "--steps=12",
+            "--optimizer=adam", "--noprogress"]
+    straight = tmp_path / "straight.png"
+    assert run(*args, f"--output={straight}").returncode == 0
+    out = tmp_path / "out.png"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "style_tf.run", *args, f"--output={out}",
+                             "--log_every=1"], stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stderr:
+        if "step 3 loss" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    state = tmp_path / "out.png.resume.npz"
+    assert state.is_file()
+    r = run(*args, f"--output={out}", "--resume")
+    assert r.returncode == 0, r.stderr
+    assert not state.exists()
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(straight)))
+    r = run(*args, f"--output={out}", "--resume")
+    assert r.returncode == 2 and "nothing to resume" in r.stderr

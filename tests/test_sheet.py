@@ -1,4 +1,3 @@
-import os
 
 import pytest
 from PIL import Image
@@ -11,7 +10,8 @@ S = stylize.EXAMPLES / "style"
 
 
 def test_grid_and_cache(tmp_path):
-    base = stylize.StylizeConfig(max_dim=32, progress=False, optimize=stylize.OptimizeConfig(steps=2, scales=()))
+    fast = stylize.OptimizeConfig(steps=2, scales=())
+    base = stylize.StylizeConfig(max_dim=32, progress=False, optimize=fast)
     contents = [C / "chelsea.png", C / "coffee.png"]
     styles = [S / "kandinky.png"]
     sweep = sheet.parse_sweep("style_weight=1e-3,1e-1")

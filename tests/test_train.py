@@ -79,3 +79,26 @@ def test_tfrecord_shards_round_trip(folders, tmp_path):
     assert len(paths) == 2 and skipped == 1
     batch = next(iter(data.image_dataset(str(tmp_path / "c-*.tfrecord"), 3, size=16, resize_to=16)))
     assert batch.shape == (3, 16, 16, 3)
+
+
+def test_kill_9_loses_at_most_one_save_interval(folders, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    model_dir = tmp_path / "k"
+    args = [sys.executable, "-m", "style_tf.train", f"--content_dir={folders / 'content'}",
+            f"--style_dir={folders / 'style'}", f"--model_dir={model_dir}", "--batch_size=1",
+            "--image_size=32", "--resize_to=32", "--save_every=2", "--log_every=1", "--strategy=default"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(args + ["--steps=1000"], stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stderr:
+        if "step 5:" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    r = subprocess.run(args + ["--steps=7"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    resumed = [int(line.rsplit(" ", 1)[1]) for line in r.stderr.splitlines() if "resumed from step" in line]
+    assert resumed and 5 - 2 <= resumed[0] <= 5

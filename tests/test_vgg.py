@@ -18,7 +18,7 @@ def test_layer_shapes(network, last_block4):
 
 def test_model_is_truncated_at_deepest_layer():
     model = vgg.feature_model(["block2_conv1"], "vgg19", weights=None)
-    names = [l.name for l in model.layers]
+    names = [layer.name for layer in model.layers]
     assert "block2_conv1" in names and "block2_conv2" not in names
 
 

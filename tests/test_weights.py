@@ -39,7 +39,7 @@ def _random_vgg16():
 def _write_legacy_h5(model, path):
     """The layout of the Keras ImageNet .h5 files: layer_names, then weight_names per layer."""
     with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [l.name.encode() for l in model.layers]
+        f.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
         for layer in model.layers:
             g = f.create_group(layer.name)
             names = [f"{layer.name}_W_1:0", f"{layer.name}_b_1:0"][: len(layer.get_weights())]

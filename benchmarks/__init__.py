@@ -1,0 +1,1 @@
+"""The project's own benchmarks: each measures ratios side by side in one process."""
