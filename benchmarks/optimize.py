@@ -69,7 +69,8 @@ def fp32_loss(content, style, image):
     """The tutorial objective in float32 for an image (checks the bfloat16 engine's claim)."""
     config = optimize.OptimizeConfig(precision="float32")
     model = optimize.feature_model_for(config)
-    problem = optimize.Problem(model, config, content, [style], [1.0])
+    styles = [optimize.style_at(style, image.shape[:2], config)]  # As the engine scales it.
+    problem = optimize.Problem(model, config, content, styles, [1.0])
     return float(problem.value_and_grad(tf.constant(image[None]))[0])
 
 

@@ -230,8 +230,7 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
     for index in range(resume.scale, len(sizes)):
         size = sizes[index]
         scaled_content = images.resize(content, size=size)
-        style_dim = max(1, round(config.style_scale * max(size)))
-        scaled_styles = [images.resize(s, max_dim=style_dim) for s in styles]
+        scaled_styles = [style_at(s, size, config) for s in styles]
         scaled_masks = None if masks is None else [images.resize(m[..., None], size=size)[..., 0]
                                                    for m in masks]
         problem = Problem(model, config, scaled_content, scaled_styles, style_weights, scaled_masks)
@@ -242,6 +241,12 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
             return image
         resume = Resume(index + 1, 0, total_step, images.resize(image, size=sizes[index + 1]))
     return resume.image  # Resumed after the last step of the last scale.
+
+
+def style_at(style: np.ndarray, size: tuple[int, int], config: OptimizeConfig) -> np.ndarray:
+    """The style image as the loss sees it for an output of `size`: longest side
+    `style_scale` times the output's (scaled up or down)."""
+    return images.resize(style, max_dim=max(1, round(config.style_scale * max(size))))
 
 
 class NonFiniteLoss(StyleError):

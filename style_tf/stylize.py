@@ -156,8 +156,12 @@ def stylize(config: StylizeConfig) -> Result:
     engine = _Engine(config)
     result = Result()
     single = len(jobs) == 1 and not Path(config.content).is_dir()
+    engine.strict_resume = single  # A folder run resumes the files that have a state.
     with _Interrupt() as interrupt:
         for content_path, out_path in jobs:
+            if config.resume and not single and out_path.exists() and not state_path(out_path).exists():
+                logging.info("%s: already done", out_path)
+                continue
             try:
                 content = images.load_image(content_path, max_dim=config.max_dim)
             except StyleError as e:
@@ -198,6 +202,7 @@ class _Engine:
 
     def __init__(self, config: StylizeConfig):
         self.config = config
+        self.strict_resume = True  # --resume without a saved state is an error.
         if config.method == "optimize":
             self.model = optimize.feature_model_for(config.optimize)
         else:
@@ -223,9 +228,9 @@ class _Engine:
         c = self.config
         max_dim = max(content.shape[:2])
         sizes = optimize.scale_sizes(content.shape[:2], max_dim, c.optimize.scales)
-        state_path = out_path.with_name(out_path.name + ".resume.npz")
+        state = state_path(out_path)
         key = _fingerprint(c, content, styles, weights, masks)
-        start = load_resume(state_path, key) if c.resume else None
+        start = load_resume(state, key) if c.resume and (self.strict_resume or state.exists()) else None
         bar = tqdm(total=c.optimize.steps * len(sizes), desc=out_path.name, unit="step",
                    initial=start.total_step if start else 0,
                    disable=None if c.progress else True)  # None: off when not a terminal.
@@ -242,11 +247,11 @@ class _Engine:
                                        if "/" not in k))
             if c.save_every and step.total_step % c.save_every == 0:
                 images.save_image(_sibling(out_path, f"_{step.total_step:05d}"), step.image())
-                save_resume(state_path, key, step.resume())
+                save_resume(state, key, step.resume())
             if interrupt.requested:
-                save_resume(state_path, key, step.resume())
+                save_resume(state, key, step.resume())
                 logging.warning("interrupted at step %d: saved the current image and %s "
-                                "(continue with --resume)", step.total_step, state_path)
+                                "(continue with --resume)", step.total_step, state)
             return interrupt.requested
 
         try:
@@ -254,12 +259,17 @@ class _Engine:
                                       model=self.model, callback=callback, resume=start)
         finally:
             bar.close()
-        if not interrupt.requested and state_path.exists():
-            state_path.unlink()  # Finished: nothing left to resume.
+        if not interrupt.requested and state.exists():
+            state.unlink()  # Finished: nothing left to resume.
         result.history = history
         if c.plot and history:
             plot_loss(history, _sibling(out_path, "_loss", ".png"))
         return image
+
+
+def state_path(out_path: Path) -> Path:
+    """Where an interrupted optimisation of `out_path` keeps its state."""
+    return out_path.with_name(out_path.name + ".resume.npz")
 
 
 def _fingerprint(config: StylizeConfig, content, styles, weights, masks) -> str:
