@@ -39,7 +39,7 @@ def _log(model_dir):
 
 
 def test_mirrored_training_splits_batch_loss_falls_and_resumes(folders, tmp_path, caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")  # Other tests may have raised absl's level.
     model_dir = tmp_path / "m"
     train.train(_config(folders, model_dir, steps=4))
     rows = _log(model_dir)
