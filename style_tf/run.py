@@ -103,7 +103,7 @@ def main(argv) -> int:
         return 2
     result = stylize.stylize(config_from_flags(flags.FLAGS))
     for path in result.written:
-        print(f"wrote {path}")
+        print(f"wrote {path.resolve()}")
     for path, why in result.failed:
         print(f"failed {path}: {why}", file=sys.stderr)
     logging.info("done in %.1f s", result.seconds)
