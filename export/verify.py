@@ -98,7 +98,7 @@ def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats:
     return rows
 
 
-def table(rows: list[dict], content_size=None) -> str:
+def table(rows: list[dict]) -> str:
     lines = ["| variant | predict+transform MB | predict ms | transform ms | PSNR vs Keras (min) | bar "
              "| style distance |",
              "|---|---|---|---|---|---|---|"]
