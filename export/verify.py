@@ -27,8 +27,7 @@ def interpreter(path: Path, threads: int = 2):
     """A LiteRT interpreter with its XNNPACK delegate (the default CPU path)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=str(path), num_threads=threads)
-    return it
+    return Interpreter(model_path=str(path), num_threads=threads)
 
 
 def test_images(content_size: int, style_size: int, count: int = 3):

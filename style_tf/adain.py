@@ -9,6 +9,8 @@ statistics, the paper's interpolation between styles (a weighted sum of AdaIN ou
 equals AdaIN with the weighted sum of style vectors, which is what the phone models do.
 """
 
+import os
+
 import keras
 from keras import ops
 
@@ -96,8 +98,6 @@ def load_decoder(path, dtype: str | None = None) -> keras.Model:
     Raises:
       StyleError: the file is missing or does not hold this decoder's weights.
     """
-    import os
-
     model = decoder(dtype)
     if not os.path.isfile(path):
         raise StyleError(f"{path}: decoder weights not found")
