@@ -17,7 +17,7 @@ from absl import app, flags
 from benchmarks.heldout import heldout_paths
 from export import signatures as sig
 from export.tflite import Network, square
-from style_tf import images, losses
+from style_tf import images, losses, metrics
 from style_tf.errors import StyleError, user_errors_exit_2
 
 PSNR_BAR = {"float32": 40.0, "float16": 35.0, "int8": 25.0}
@@ -39,11 +39,6 @@ def test_images(content_size: int, style_size: int, count: int = 3):
     rng = np.random.default_rng(0)
     smooth = lambda s: images.resize(rng.uniform(0, 1, (s // 8, s // 8, 3)), size=(s, s))  # noqa: E731
     return [smooth(content_size) for _ in range(count)], [smooth(style_size) for _ in range(count)]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats: int = 5,
@@ -85,7 +80,7 @@ def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats:
             out = out[sig.STYLIZED_IMAGE]
             if not np.isfinite(out).all():
                 raise StyleError(f"{paths[sig.TRANSFORM]}: output holds NaN or Inf")
-            psnrs.append(psnr(out, ref))
+            psnrs.append(metrics.psnr(out, ref))
             enc = net.encoder
             dists.append(float(losses.mean_std_loss(enc(out), enc(s[None]))[0]))
         rows.append({"variant": variant,

@@ -65,6 +65,12 @@ def feature_distance(feats_a: dict, feats_b: dict, layer: str = CONTENT_LAYER) -
     return float(tf.reduce_mean(tf.square(feats_a[layer] - feats_b[layer])))
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of two images in [0, 1] (inf when equal)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
 def color_histogram_distance(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:
     """Half the L1 distance of per-channel colour histograms, averaged over RGB (0..1)."""
     total = 0.0
@@ -99,7 +105,7 @@ def evaluate(model: keras.Model, content: np.ndarray, style: np.ndarray,
         meanstd=ms_x, meanstd_relative=ms_x / max(ms_c, 1e-12),
         content=content_x, content_relative=content_x / max(content_s, 1e-12),
         ssim=float(tf.image.ssim(x, c, max_val=1.0)[0]),
-        psnr=float("inf") if np.array_equal(stylized, content) else float(tf.image.psnr(x, c, 1.0)[0]),
+        psnr=psnr(stylized, content),
         mse=float(np.mean((stylized - content) ** 2)), mae=float(np.mean(np.abs(stylized - content))),
         color_histogram=color_histogram_distance(stylized, style))
 

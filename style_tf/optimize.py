@@ -51,8 +51,8 @@ class OptimizeConfig:
         if self.precision not in ("bfloat16", "float32"):
             raise StyleError(f"unknown precision {self.precision!r} (use bfloat16 or float32)")
         for name in ("content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate"):
-            if not getattr(self, name) >= 0:
-                raise StyleError(f"{name} must be >= 0, got {getattr(self, name)}")
+            if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise StyleError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         if not self.style_scale > 0:
             raise StyleError("style_scale must be > 0")
         if not self.content_layers or not self.style_layers:
@@ -250,7 +250,17 @@ def style_at(style: np.ndarray, size: tuple[int, int], config: OptimizeConfig) -
 
 
 class NonFiniteLoss(StyleError):
-    """The loss became NaN or Inf and lowering the step did not help."""
+    """The loss or the image became NaN or Inf and lowering the step did not help.
+
+    Attributes:
+      image: the last finite image (at the scale it was reached), or None when no step
+        finished.
+      step: the steps finished over all scales when it was reached.
+    """
+
+    def __init__(self, message: str, image: np.ndarray | None = None, step: int = 0):
+        super().__init__(message)
+        self.image, self.step = image, step
 
 
 def _adam(problem, config, start: Resume, size, callback):
@@ -265,11 +275,14 @@ def _adam(problem, config, start: Resume, size, callback):
     last_good, halvings, step, total_step = start.image, 0, start.step, start.total_step
     while step < config.steps:
         loss, parts = problem.adam_step(variable, optimizer)
-        if not np.isfinite(float(loss)):
+        image = variable.numpy()[0]
+        if not (np.isfinite(float(loss)) and np.isfinite(image).all()):  # Checked every step.
             halvings += 1
             if halvings > 5:
-                raise NonFiniteLoss(f"loss is not finite at step {total_step + 1} even at learning "
-                                    f"rate {lr:g}; lower --learning_rate or the loss weights")
+                raise NonFiniteLoss(
+                    f"loss is not finite at step {total_step + 1} even at learning rate {lr:g}; "
+                    "lower --learning_rate or the loss weights",
+                    last_good if total_step > 0 else None, total_step)
             lr /= 2
             logging.warning("non-finite loss at step %d: back to the last finite image, "
                             "learning rate %g", total_step + 1, lr)
@@ -278,7 +291,7 @@ def _adam(problem, config, start: Resume, size, callback):
             continue
         step += 1
         total_step += 1
-        last_good = variable.numpy()[0]
+        last_good = image
         state = Resume(start.scale, step, total_step, last_good, [v.numpy() for v in optimizer.variables])
         if _report(callback, state, size, loss, parts):
             return last_good, total_step, True
@@ -336,5 +349,6 @@ def _lbfgs(problem, config, start: Resume, size, callback):
             logging.info("L-BFGS stopped: %s", result.message)
             break
     if not np.isfinite(best["loss"]) and config.steps > start.step:
-        raise NonFiniteLoss("loss is not finite from the first step; check the loss weights")
+        raise NonFiniteLoss(f"loss is not finite at step {total_step + 1}; lower the loss weights",
+                            start.image if total_step > 0 else None, total_step)
     return best["x"].reshape(start.image.shape).astype(np.float32), total_step, stop

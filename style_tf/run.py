@@ -1,8 +1,9 @@
 """`python -m style_tf.run`: flags -> StylizeConfig -> stylize(). Nothing else.
 
 With no flags it stylizes the bundled example photo with a bundled painting into
-./stylized.png. Exit status: 0 done, 1 some files of a folder failed, 2 user error
-(one line on stderr), 130 interrupted (the current image was saved).
+./stylized.png. Exit status: 0 done, 1 some files of a folder failed or the loss stayed
+non-finite (the last finite image was saved), 2 user error (one line on stderr, nothing
+written), 130 interrupted (the current image was saved).
 """
 
 import sys
@@ -49,7 +50,7 @@ def _define_flags() -> None:
     f.DEFINE_integer("seed", _O.seed, "Random seed.")
     f.DEFINE_float("style_scale", _O.style_scale, "Style size relative to the output.")
     f.DEFINE_list("scales", [str(s) for s in _O.scales], "Coarse sizes run before max_dim.")
-    f.DEFINE_enum("precision", _O.precision, ["bfloat16", "float32"], "VGG arithmetic.")
+    f.DEFINE_enum("precision", _O.precision, ["bfloat16", "float32"], "Network arithmetic (both engines).")
     # adain
     f.DEFINE_float("alpha", _A.alpha, "AdaIN content-style trade-off, 0..1.")
     f.DEFINE_string("decoder_weights", _A.decoder_weights, "bundled, or a decoder .weights.h5.")
@@ -93,7 +94,8 @@ def config_from_flags(f) -> stylize.StylizeConfig:
         style_masks=tuple(f.style_masks), output=f.output, method=f.method, max_dim=f.max_dim,
         preserve_color=f.preserve_color, log_every=f.log_every, save_every=f.save_every,
         plot=f.plot, progress=f.progress, resume=f.resume, optimize=engine,
-        adain=stylize.AdainConfig(alpha=f.alpha, decoder_weights=f.decoder_weights))
+        adain=stylize.AdainConfig(alpha=f.alpha, decoder_weights=f.decoder_weights,
+                                  precision=f.precision))
 
 
 @user_errors_exit_2

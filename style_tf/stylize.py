@@ -7,6 +7,7 @@ atomically. Ctrl-C or SIGTERM during an optimisation stops within one step and s
 current image.
 """
 
+import collections
 import dataclasses
 import hashlib
 import os
@@ -32,10 +33,13 @@ class AdainConfig:
 
     alpha: float = 1.0  # 0 = content only, 1 = full style.
     decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a path.
+    precision: str = "bfloat16"  # Network arithmetic: "bfloat16" (AMX/AVX512-BF16) or "float32".
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
             raise StyleError(f"alpha must be in 0..1, got {self.alpha}")
+        if self.precision not in ("bfloat16", "float32"):
+            raise StyleError(f"unknown precision {self.precision!r} (use bfloat16 or float32)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +104,9 @@ def output_jobs(config: StylizeConfig) -> list[tuple[Path, Path]]:
         if not files:
             raise StyleError(f"{content}: folder holds no files")
         out_dir.mkdir(exist_ok=True)
-        return [(f, out_dir / f"{f.stem}.png") for f in files]
+        stems = collections.Counter(f.stem for f in files)  # a.jpg and a.png: a_jpg.png, a_png.png.
+        return [(f, out_dir / (f"{f.stem}.png" if stems[f.stem] == 1 else
+                               f"{f.stem}_{f.suffix.lstrip('.').lower()}.png")) for f in files]
     if not content.exists():
         raise StyleError(f"{content}: no such file or folder")
     out = Path(config.output)
@@ -153,9 +159,12 @@ def stylize(config: StylizeConfig) -> Result:
     style_dim = round(config.max_dim * max(1.0, config.optimize.style_scale))
     styles = [images.load_image(s, max_dim=style_dim) for s in config.styles]
     masks = [_load_mask(m) for m in config.style_masks] or None
+    single = len(jobs) == 1 and not Path(config.content).is_dir()
+    loaded = {}
+    if single:  # A bad content file fails before any model is built.
+        loaded[jobs[0][0]] = images.load_image(jobs[0][0], max_dim=config.max_dim)
     engine = _Engine(config)
     result = Result()
-    single = len(jobs) == 1 and not Path(config.content).is_dir()
     engine.strict_resume = single  # A folder run resumes the files that have a state.
     with _Interrupt() as interrupt:
         for content_path, out_path in jobs:
@@ -163,14 +172,22 @@ def stylize(config: StylizeConfig) -> Result:
                 logging.info("%s: already done", out_path)
                 continue
             try:
-                content = images.load_image(content_path, max_dim=config.max_dim)
+                content = loaded.pop(content_path, None)
+                if content is None:
+                    content = images.load_image(content_path, max_dim=config.max_dim)
+                image = engine.run(content, styles, masks, out_path, interrupt, result)
             except StyleError as e:
-                if single:
-                    raise
-                logging.error("%s", e)
-                result.failed.append((content_path, str(e)))
+                last = getattr(e, "image", None)  # NonFiniteLoss: the last finite image, if any.
+                if single and last is None:
+                    raise  # Nothing written.
+                why = str(e)
+                if last is not None:
+                    last = images.resize(last, size=content.shape[:2])  # A coarse scale's, upsampled.
+                    images.save_image(out_path, _finish(config, last, content))
+                    why += f"; saved the last finite image (step {e.step}) to {out_path}"
+                logging.error("%s", why)
+                result.failed.append((content_path, why))
                 continue
-            image = engine.run(content, styles, masks, out_path, interrupt, result)
             images.save_image(out_path, image)
             result.written.append(out_path)
             if interrupt.requested:
@@ -206,11 +223,7 @@ class _Engine:
         if config.method == "optimize":
             self.model = optimize.feature_model_for(config.optimize)
         else:
-            weights = config.adain.decoder_weights
-            if weights == "bundled":
-                weights = str(adain.bundled_decoder_path())
-            self.encoder = adain.encoder(layers=(adain.BOTTLENECK,))
-            self.decoder = adain.load_decoder(weights)
+            self.stylizer = adain.Stylizer.load(config.adain.decoder_weights, config.adain.precision)
 
     def run(self, content, styles, masks, out_path: Path, interrupt: _Interrupt, result: Result):
         styles = _prepare_styles(self.config, content, styles)
@@ -218,8 +231,7 @@ class _Engine:
         if masks is not None:
             masks = [images.resize(m[..., None], size=content.shape[:2])[..., 0] for m in masks]
         if self.config.method == "adain":
-            image = adain.stylize_image(self.encoder, self.decoder, content, styles, weights,
-                                        self.config.adain.alpha, masks)
+            image = self.stylizer(content, styles, weights, self.config.adain.alpha, masks)
         else:
             image = self._optimize(content, styles, weights, masks, out_path, interrupt, result)
         return _finish(self.config, image, content)

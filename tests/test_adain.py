@@ -45,20 +45,19 @@ def test_alpha_zero_decodes_the_content_features(nets, content_image):
 
 
 def test_one_hot_interpolation_equals_single_style(nets, content_image, style_image):
-    enc, dec = nets
-    single = adain.stylize_image(enc, dec, content_image, [style_image])
-    blend = adain.stylize_image(enc, dec, content_image, [style_image, content_image], [1.0, 0.0])
+    stylizer = adain.Stylizer(*nets)
+    single = stylizer(content_image, [style_image])
+    blend = stylizer(content_image, [style_image, content_image], [1.0, 0.0])
     np.testing.assert_allclose(single, blend, atol=1e-5)
     assert single.shape == content_image.shape
 
 
 def test_masks_with_one_full_region_equal_plain_style(nets, content_image, style_image):
-    enc, dec = nets
+    stylizer = adain.Stylizer(*nets)
     h, w = content_image.shape[:2]
     ones, zeros = np.ones((h, w), np.float32), np.zeros((h, w), np.float32)
-    plain = adain.stylize_image(enc, dec, content_image, [style_image])
-    masked = adain.stylize_image(enc, dec, content_image, [style_image, content_image],
-                                 masks=[ones, zeros])
+    plain = stylizer(content_image, [style_image])
+    masked = stylizer(content_image, [style_image, content_image], masks=[ones, zeros])
     np.testing.assert_allclose(plain, masked, atol=1e-4)
 
 

@@ -50,3 +50,15 @@ def test_evaluate_cli_json_and_errors(tmp_path):
     r = subprocess.run(args + ["--stylized=/missing.png"], capture_output=True, text=True)
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert r.returncode == 2 and len(errors) == 1 and "Traceback" not in r.stderr
+
+
+def test_gram_distance_follows_style_weight(model, content_image, style_image):
+    """More style weight gives a smaller Gram distance."""
+    from style_tf import optimize
+
+    gram = []
+    for weight in (1e-4, 1e-1):
+        config = optimize.OptimizeConfig(style_weight=weight, steps=15, scales=())
+        out = optimize.optimize(content_image, [style_image], config, 64)
+        gram.append(metrics.evaluate(model, content_image, style_image, out).gram_relative)
+    assert gram[1] < 0.8 * gram[0], gram
