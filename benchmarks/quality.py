@@ -1,6 +1,7 @@
 """Result quality on held-out photos and artworks (not in the repository, not trained on).
 
     python -m benchmarks.quality [--method optimize|adain] [--pairs 3] [--max_dim 512]
+                                 [--decoder_weights runs/adain/decoder.weights.h5]
 
 Stylizes each held-out photo with a held-out artwork using the method's defaults, and prints
 metrics.py's relative style and content distances per pair with their mean:
@@ -22,6 +23,7 @@ from style_tf import images, metrics, stylize
 flags.DEFINE_enum("method", "optimize", ["optimize", "adain"], "Engine.")
 flags.DEFINE_integer("pairs", 3, "How many (photo, artwork) pairs.")
 flags.DEFINE_integer("max_dim", 512, "Output size.")
+flags.DEFINE_string("decoder_weights", "bundled", "AdaIN decoder: bundled, or a checkpoint's weights.")
 FLAGS = flags.FLAGS
 
 
@@ -41,7 +43,8 @@ def main(argv):
             out = Path(tmp) / f"{content.stem}.png"
             config = dataclasses.replace(stylize.StylizeConfig(), content=str(content), styles=(str(style),),
                                          output=str(out), method=FLAGS.method, max_dim=FLAGS.max_dim,
-                                         progress=False)
+                                         progress=False,
+                                         adain=stylize.AdainConfig(decoder_weights=FLAGS.decoder_weights))
             result = stylize.stylize(config)
             report = metrics.evaluate(model, images.load_image(content, max_dim=FLAGS.max_dim),
                                       images.load_image(style, max_dim=FLAGS.max_dim),

@@ -178,10 +178,10 @@ class Stylizer:
         self._transform = _compile(lambda x, v, a, m: transform(enc, dec, x, v, a, m))
 
     @classmethod
-    def load(cls, decoder_weights: str = "bundled", precision: str = "bfloat16") -> "Stylizer":
-        """The bundled (or given) decoder with the bundled encoder, in `precision`
-        ("bfloat16": mixed precision, about 3x faster where the CPU has AMX/AVX512-BF16)."""
-        dtype = {"bfloat16": "mixed_bfloat16", "float32": None}[precision]
+    def load(cls, decoder_weights: str = "bundled", precision: str = "auto") -> "Stylizer":
+        """The bundled (or given) decoder with the bundled encoder, in `precision` (see
+        `vgg.dtype_policy`; bfloat16 is about 3x faster where the CPU has AMX/AVX512-BF16)."""
+        dtype = vgg.dtype_policy(precision)
         path = str(bundled_decoder_path()) if decoder_weights == "bundled" else decoder_weights
         return cls(encoder(layers=(BOTTLENECK,), dtype=dtype), load_decoder(path, dtype))
 

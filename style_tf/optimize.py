@@ -41,15 +41,14 @@ class OptimizeConfig:
     seed: int = 0  # Seeds the noise init and TensorFlow; same seed and flags, same output.
     style_scale: float = 1.0  # Style image's longest side relative to the output's.
     scales: tuple[int, ...] = (256,)  # Coarse sizes run before the final max_dim (empty: none).
-    precision: str = "bfloat16"  # VGG arithmetic: "bfloat16" (AMX/AVX512-BF16) or "float32".
+    precision: str = "auto"  # "auto" (bfloat16 on AMX/AVX512-BF16 CPUs), "bfloat16" or "float32".
 
     def __post_init__(self):
         if self.optimizer not in ("lbfgs", "adam"):
             raise StyleError(f"unknown optimizer {self.optimizer!r} (use lbfgs or adam)")
         if self.steps < 0:
             raise StyleError(f"steps must be >= 0, got {self.steps}")
-        if self.precision not in ("bfloat16", "float32"):
-            raise StyleError(f"unknown precision {self.precision!r} (use bfloat16 or float32)")
+        vgg.dtype_policy(self.precision)
         for name in ("content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise StyleError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
@@ -87,8 +86,8 @@ class Step:
 def feature_model_for(config: OptimizeConfig) -> keras.Model:
     """The frozen VGG returning every content and style layer of `config`."""
     layers = [n for n, _ in config.content_layers] + [n for n, _ in config.style_layers]
-    dtype = "mixed_bfloat16" if config.precision == "bfloat16" else None
-    return vgg.feature_model(layers, config.network, config.vgg_weights, config.pooling, dtype=dtype)
+    return vgg.feature_model(layers, config.network, config.vgg_weights, config.pooling,
+                             dtype=vgg.dtype_policy(config.precision))
 
 
 def scale_sizes(shape: tuple[int, int], max_dim: int, scales: tuple[int, ...]) -> list[tuple[int, int]]:

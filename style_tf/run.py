@@ -10,7 +10,7 @@ import sys
 
 from absl import app, flags, logging
 
-from style_tf import optimize, stylize
+from style_tf import optimize, stylize, vgg
 from style_tf.errors import StyleError, user_errors_exit_2
 
 _D = stylize.StylizeConfig()
@@ -50,7 +50,8 @@ def _define_flags() -> None:
     f.DEFINE_integer("seed", _O.seed, "Random seed.")
     f.DEFINE_float("style_scale", _O.style_scale, "Style size relative to the output.")
     f.DEFINE_list("scales", [str(s) for s in _O.scales], "Coarse sizes run before max_dim.")
-    f.DEFINE_enum("precision", _O.precision, ["bfloat16", "float32"], "Network arithmetic (both engines).")
+    f.DEFINE_enum("precision", _O.precision, list(vgg.PRECISIONS),
+                  "Network arithmetic (both engines); auto = bfloat16 where the CPU has it natively.")
     # adain
     f.DEFINE_float("alpha", _A.alpha, "AdaIN content-style trade-off, 0..1.")
     f.DEFINE_string("decoder_weights", _A.decoder_weights, "bundled, or a decoder .weights.h5.")

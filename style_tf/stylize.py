@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from style_tf import adain, images, optimize
+from style_tf import adain, images, optimize, vgg
 from style_tf.errors import StyleError
 from style_tf.optimize import OptimizeConfig
 
@@ -33,13 +33,12 @@ class AdainConfig:
 
     alpha: float = 1.0  # 0 = content only, 1 = full style.
     decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a path.
-    precision: str = "bfloat16"  # Network arithmetic: "bfloat16" (AMX/AVX512-BF16) or "float32".
+    precision: str = "auto"  # "auto" (bfloat16 on AMX/AVX512-BF16 CPUs), "bfloat16" or "float32".
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
             raise StyleError(f"alpha must be in 0..1, got {self.alpha}")
-        if self.precision not in ("bfloat16", "float32"):
-            raise StyleError(f"unknown precision {self.precision!r} (use bfloat16 or float32)")
+        vgg.dtype_policy(self.precision)
 
 
 @dataclasses.dataclass(frozen=True)

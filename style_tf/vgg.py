@@ -6,6 +6,9 @@ the deepest requested one are built: a style model ending at `block5_conv1` skip
 Written with Keras layers and `keras.ops`, so it runs under any Keras backend.
 """
 
+import functools
+import pathlib
+
 import keras
 from keras import ops
 
@@ -13,6 +16,32 @@ from style_tf.errors import StyleError
 from style_tf.weights import BLOCKS, FILTERS, load_vgg_weights
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+PRECISIONS = ("auto", "bfloat16", "float32")
+
+
+@functools.cache
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AMX or AVX512-BF16). Elsewhere bfloat16
+    is emulated and several times slower than float32."""
+    try:
+        flags = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
+
+
+def dtype_policy(precision: str) -> str | None:
+    """Keras dtype policy for a `--precision` value: "bfloat16" -> mixed bfloat16, "float32" ->
+    None, "auto" -> bfloat16 where the CPU has it natively, else float32.
+
+    Raises:
+      StyleError: unknown precision.
+    """
+    if precision not in PRECISIONS:
+        raise StyleError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    if precision == "auto":
+        precision = "bfloat16" if native_bfloat16() else "float32"
+    return "mixed_bfloat16" if precision == "bfloat16" else None
 
 
 def layer_names(network: str = "vgg19") -> list[str]:
