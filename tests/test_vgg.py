@@ -42,3 +42,13 @@ def test_avg_pooling_and_bundled_weights_give_features(content_image):
     assert type(model.get_layer("block4_pool")).__name__ == "AveragePooling2D"
     feats = model(content_image[None])["block5_conv1"].numpy()
     assert np.isfinite(feats).all() and (feats > 0).mean() > 0.01
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    assert vgg.dtype_policy("bfloat16") == "mixed_bfloat16"
+    assert vgg.dtype_policy("float32") is None
+    for native, policy in ((True, "mixed_bfloat16"), (False, None)):
+        monkeypatch.setattr(vgg, "native_bfloat16", lambda native=native: native)
+        assert vgg.dtype_policy("auto") == policy
+    with pytest.raises(StyleError, match="unknown precision 'half'"):
+        vgg.dtype_policy("half")
