@@ -18,7 +18,7 @@ from absl import app, flags
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from style_tf import images, metrics, stylize
+from style_tf import adain, images, metrics, stylize, vgg
 from style_tf.errors import StyleError, user_errors_exit_2
 
 LABEL_HEIGHT = 34
@@ -91,8 +91,14 @@ def _key(content: Path, style: Path, config: stylize.StylizeConfig) -> str:
     digest = hashlib.sha256()
     for p in (content, style):
         digest.update(hashlib.sha256(p.read_bytes()).digest())
+    if config.method == "adain":  # A retrained decoder must not reuse the old cells.
+        weights = config.adain.decoder_weights
+        path = adain.bundled_decoder_path() if weights == "bundled" else Path(weights)
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     settings = dataclasses.replace(config, content="", styles=("",), output="", progress=False)
     digest.update(repr(settings).encode())
+    engine = config.adain if config.method == "adain" else config.optimize
+    digest.update(repr(vgg.dtype_policy(engine.precision)).encode())  # What "auto" chose here.
     return digest.hexdigest()[:20]
 
 

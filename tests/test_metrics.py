@@ -62,3 +62,18 @@ def test_gram_distance_follows_style_weight(model, content_image, style_image):
         out = optimize.optimize(content_image, [style_image], config, 64)
         gram.append(metrics.evaluate(model, content_image, style_image, out).gram_relative)
     assert gram[1] < 0.8 * gram[0], gram
+
+
+def test_adain_alpha_trades_content_for_style(model):
+    """The bundled decoder: raising alpha moves the result from the content towards the style."""
+    from style_tf import adain, images
+
+    content = images.load_image(EXAMPLES / "content" / "chelsea.png", max_dim=256)
+    style = images.load_image(EXAMPLES / "style" / "Van_Gogh_The_Night_Cafe_background.jpg", max_dim=256)
+    stylizer = adain.Stylizer.load(precision="float32")
+    reports = [metrics.evaluate(model, content, style, stylizer(content, [style], alpha=a))
+               for a in (0.0, 0.5, 1.0)]
+    meanstd = [r.meanstd_relative for r in reports]
+    content_relative = [r.content_relative for r in reports]
+    assert meanstd[0] > meanstd[1] > meanstd[2], meanstd
+    assert content_relative[2] > content_relative[0] + 0.01, content_relative

@@ -37,3 +37,13 @@ def test_sweep_parsing():
         sheet.parse_sweep("steps=a")
     config = sheet.cell_config(stylize.StylizeConfig(), "alpha", 0.25)
     assert config.adain.alpha == 0.25
+
+
+def test_cache_key_follows_the_decoder_file(tmp_path):
+    first, second = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    first.write_bytes(b"one decoder")
+    second.write_bytes(b"another decoder")
+    configs = [stylize.StylizeConfig(method="adain", adain=stylize.AdainConfig(decoder_weights=str(p)))
+               for p in (first, second, first)]
+    keys = [sheet._key(C / "chelsea.png", S / "kandinky.png", c) for c in configs]
+    assert keys[0] != keys[1] and keys[0] == keys[2]
