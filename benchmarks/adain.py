@@ -9,7 +9,7 @@
      encoded once and cached, bfloat16 where the CPU has AMX/AVX512-BF16, compiled transform).
    Rounds alternate between the two so machine noise hits both; the best round of each counts.
    The PSNR of the engine's images against the plain forward's shows what bfloat16 costs.
-2. Training steps/s at 256 px, batch 8, float32 and bfloat16 (`--mixed_precision`), on the
+2. Training steps/s at 256 px, batch 8, float32 and bfloat16 (`--precision`), on the
    real input pipeline over examples/.
 Targets: engine >= 1.5x the plain forward's images/s.
 """
@@ -59,10 +59,10 @@ def timed(fn, contents, style) -> tuple[float, list[np.ndarray]]:
     return len(contents) / (time.perf_counter() - t), out
 
 
-def train_steps_per_s(mixed: bool, steps: int) -> float:
+def train_steps_per_s(precision: str, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         config = train.TrainConfig(content_dir=str(EXAMPLES / "content"), style_dir=str(EXAMPLES / "style"),
-                                   model_dir=tmp, batch_size=8, image_size=256, mixed_precision=mixed,
+                                   model_dir=tmp, batch_size=8, image_size=256, precision=precision,
                                    strategy="default")
         strategy = train.make_strategy("default")
         trainer = train.Trainer(config, strategy)
@@ -97,8 +97,8 @@ def main(argv):
     print(f"| images/s | {best['plain']:.3f} | {best['ours']:.3f} | {ratio:.2f}x | >= 1.5x |")
     print(f"| PSNR of the engine's images vs the plain forward's | | {psnr:.1f} dB | | |")
     if FLAGS.train_steps:
-        fp32 = train_steps_per_s(False, FLAGS.train_steps)
-        bf16 = train_steps_per_s(True, FLAGS.train_steps)
+        fp32 = train_steps_per_s("float32", FLAGS.train_steps)
+        bf16 = train_steps_per_s("bfloat16", FLAGS.train_steps)
         print(f"\ntraining at 256 px, batch 8 ({FLAGS.train_steps} steps each): float32 {fp32:.3f} steps/s, "
               f"bfloat16 {bf16:.3f} steps/s ({bf16 / fp32:.2f}x)")
 

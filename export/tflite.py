@@ -39,6 +39,7 @@ class Network:
         self.encoder = adain.encoder(layers=(adain.BOTTLENECK,))
         self.decoder = adain.load_decoder(decoder_weights)
         layers = [layer for layer in self.encoder.layers if layer.name.startswith("block")]
+        self._scale = 1.0 / adain.FEATURE_SCALE[adain.BOTTLENECK]
         w, b = layers[0].get_weights()
         mean_bgr = np.asarray(vgg.CAFFE_MEAN_BGR, np.float32)
         self._first = (tf.constant(w[:, :, ::-1, :] * 255.0),
@@ -52,7 +53,7 @@ class Network:
         x = tf.nn.relu(tf.nn.conv2d(x, self._first[0], 1, "VALID") + self._first[1])
         for layer in self._rest:
             x = layer(x)
-        return {adain.BOTTLENECK: x}
+        return {adain.BOTTLENECK: x * self._scale}
 
     def predict(self, style_image):
         return adain.style_vector(self.features(style_image)[adain.BOTTLENECK])

@@ -23,6 +23,14 @@ ENCODER_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1"
 BOTTLENECK = "block4_conv1"
 CHANNELS = 512  # Channels of the bottleneck; a style vector has 2 * CHANNELS values.
 EPS = 1e-5
+# The encoder divides each layer's features by its mean activation, so that every layer and
+# the decoder's input are of order 1, as in the "normalised" VGG the paper trained with. With
+# raw caffe-scale activations (block1 about 20, block4 about 400) the style loss ignored the
+# colour-carrying first layer and the decoder, fed inputs of several hundred, learnt ten times
+# slower (models/MODELS.md). Means over 64 random 256-px crops of the training photos and
+# artworks each with the bundled VGG19, rounded (they vary by about 30% between the two).
+FEATURE_SCALE = {"block1_conv1": 20.0, "block2_conv1": 100.0, "block3_conv1": 100.0,
+                 "block4_conv1": 400.0}
 
 # The decoder mirrors VGG19 up to block4_conv1: (filters, upsample after) per 3x3 conv.
 DECODER_PLAN = ((256, True), (256, False), (256, False), (256, False), (128, True),
@@ -70,12 +78,15 @@ def apply_style_vector(content_feat, vector, eps: float = EPS, mask=None):
 
 def encoder(weights: str | None = "bundled", dtype: str | None = None,
             layers=ENCODER_LAYERS) -> keras.Model:
-    """Frozen VGG19 up to `block4_conv1` (shared with the optimize engine via vgg.py)."""
-    return vgg.feature_model(layers, "vgg19", weights, dtype=dtype, name="adain_encoder")
+    """Frozen VGG19 up to `block4_conv1` (shared with the optimize engine via vgg.py), each
+    layer's features divided by its FEATURE_SCALE."""
+    return vgg.feature_model(layers, "vgg19", weights, dtype=dtype, name="adain_encoder",
+                             scale={n: 1.0 / FEATURE_SCALE[n] for n in layers})
 
 
 def decoder(dtype: str | None = None) -> keras.Model:
-    """The mirror of the encoder: (B, H/8, W/8, 512) features -> (B, H, W, 3) RGB (unclipped).
+    """The mirror of the encoder: (B, H/8, W/8, 512) normalised features -> (B, H, W, 3) RGB
+    (unclipped).
 
     Nearest-neighbour upsampling, no normalisation, zero ("same") padding: in TFLite,
     reflection padding (MIRROR_PAD) costs about 40% of the transform's time on a phone-class

@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 from tqdm import tqdm
 
-from style_tf import adain, data
+from style_tf import adain, data, vgg
 from style_tf.errors import StyleError, user_errors_exit_2
 
 
@@ -43,7 +43,7 @@ class TrainConfig:
     content_weight: float = 1.0
     strategy: str = "auto"  # auto | default | mirrored | tpu.
     tpu: str | None = None  # TPU name, or "local" for a Colab TPU.
-    mixed_precision: bool = False  # bfloat16 compute (TPUs; CPUs with AMX/AVX512-BF16).
+    precision: str = "auto"  # auto (bfloat16 on TPUs and CPUs with AMX/AVX512-BF16) | bfloat16 | float32.
     save_every: int = 500  # Steps between checkpoints (the most a kill -9 can lose).
     log_every: int = 50  # Steps between TensorBoard scalars and log lines.
     style_balance: bool = True  # Each top-level style subfolder equally likely.
@@ -59,6 +59,7 @@ class TrainConfig:
             raise StyleError(f"image_size must be a multiple of 8, got {self.image_size}")
         if self.strategy not in ("auto", "default", "mirrored", "tpu"):
             raise StyleError(f"unknown strategy {self.strategy!r} (auto, default, mirrored, tpu)")
+        vgg.dtype_policy(self.precision)  # Refuses an unknown precision.
 
 
 def make_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:
@@ -83,7 +84,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy):
         self.config, self.strategy = config, strategy
-        dtype = "mixed_bfloat16" if config.mixed_precision else None
+        tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+        dtype = vgg.dtype_policy("bfloat16" if tpu and config.precision == "auto" else config.precision)
         with strategy.scope():
             self.encoder = adain.encoder(dtype=dtype)
             self.decoder = adain.decoder(dtype=dtype)
@@ -255,7 +257,8 @@ def _define_flags() -> None:
     flags.DEFINE_enum("strategy", defaults.strategy, ["auto", "default", "mirrored", "tpu"],
                       "Distribution strategy.")
     flags.DEFINE_string("tpu", None, "TPU name, or 'local' for a Colab TPU.")
-    flags.DEFINE_bool("mixed_precision", defaults.mixed_precision, "bfloat16 compute.")
+    flags.DEFINE_enum("precision", defaults.precision, list(vgg.PRECISIONS),
+                      "auto: bfloat16 on TPUs and CPUs that compute it natively, else float32.")
     flags.DEFINE_integer("save_every", defaults.save_every, "Steps between checkpoints.")
     flags.DEFINE_integer("log_every", defaults.log_every, "Steps between logs.")
     flags.DEFINE_bool("style_balance", defaults.style_balance, "Sample style subfolders equally.")
@@ -288,7 +291,7 @@ def main(argv) -> int:
             batch_size=f.batch_size, image_size=f.image_size, resize_to=f.resize_to,
             learning_rate=f.learning_rate, lr_decay=f.lr_decay, style_weight=f.style_weight,
             content_weight=f.content_weight, strategy=f.strategy, tpu=f.tpu,
-            mixed_precision=f.mixed_precision, save_every=f.save_every, log_every=f.log_every,
+            precision=f.precision, save_every=f.save_every, log_every=f.log_every,
             style_balance=f.style_balance, style_upweight=tuple(upweight),
             init_decoder=f.init_decoder, seed=f.seed)
         train(config)

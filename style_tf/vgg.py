@@ -62,7 +62,8 @@ class CaffePreprocess(keras.layers.Layer):
 
 
 def feature_model(layers, network: str = "vgg19", weights: str = "bundled", pooling: str = "max",
-                  dtype: str | None = None, name: str | None = None) -> keras.Model:
+                  dtype: str | None = None, name: str | None = None,
+                  scale: dict | None = None) -> keras.Model:
     """Builds a frozen VGG feature model.
 
     Args:
@@ -72,6 +73,7 @@ def feature_model(layers, network: str = "vgg19", weights: str = "bundled", pool
       pooling: "max" (as trained) or "avg" (smoother results, Gatys et al.).
       dtype: Keras dtype policy of the convolutions, e.g. "mixed_bfloat16"; None for float32.
       name: model name.
+      scale: optional {layer_name: factor} applied to those outputs (a weightless Rescaling).
 
     Returns:
       A model mapping (B, H, W, 3) RGB in [0, 1] to `{layer_name: (B, h, w, c)}`.
@@ -109,6 +111,9 @@ def feature_model(layers, network: str = "vgg19", weights: str = "bundled", pool
                 conv.set_weights(list(params[layer_name]))
         if layer_name in layers:
             outputs[layer_name] = x
+            if scale and layer_name in scale:
+                outputs[layer_name] = keras.layers.Rescaling(
+                    scale[layer_name], name=f"scale_{layer_name}", dtype=dtype)(x)
     model = keras.Model(inputs, outputs, name=name or f"{network}_features")
     model.trainable = False
     return model

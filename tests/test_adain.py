@@ -35,6 +35,14 @@ def test_masked_adain_uses_region_statistics():
     np.testing.assert_allclose(out.std((0, 1, 2)), 2.0, rtol=1e-2)
 
 
+def test_encoder_features_are_of_order_one(content_image, style_image):
+    # Without FEATURE_SCALE the mean activations run from about 20 (block1) to 400 (block4).
+    enc = adain.encoder()
+    for image in (content_image, style_image):
+        for name, feats in enc(image[None]).items():
+            assert 0.4 < float(np.mean(feats)) < 2.5, name
+
+
 def test_alpha_zero_decodes_the_content_features(nets, content_image):
     enc, dec = nets
     x = content_image[None, :64, :96]

@@ -61,6 +61,8 @@ def test_strategy_choices():
         train.TrainConfig("a", "b", "c", strategy="gpu")
     with pytest.raises(StyleError, match="multiple of 8"):
         train.TrainConfig("a", "b", "c", image_size=30)
+    with pytest.raises(StyleError, match="precision"):
+        train.TrainConfig("a", "b", "c", precision="half")
 
 
 def test_pipeline_skips_unreadable_and_refuses_empty(folders, tmp_path):
