@@ -7,7 +7,9 @@ run chelsea.png Van_Gogh_The_Night_Cafe_background.jpg chelsea_night_cafe.jpg
 run coffee.png kandinky.png coffee_kandinsky.jpg
 run machuPicchu.jpg GreatWave.png machu_picchu_great_wave.jpg
 run astronaut.png renoir-moulin_de_la_galette.png astronaut_renoir_luminance.jpg --preserve_color=luminance
-# AdaIN: every content x style in one forward pass each, then alpha swept for one pair.
-python -m style_tf.sheet --contents content --styles style --method=adain --output gallery/sheet_adain.png
-python -m style_tf.sheet --contents content/chelsea.png,content/machuPicchu.jpg --styles style/kandinky.png \
-  --method=adain --sweep alpha=0,0.25,0.5,0.75,1 --output gallery/sheet_adain_alpha.png
+# AdaIN: every content x style in one forward pass each at 512 px (its default size, shown at
+# 320), then alpha swept for two photos.
+adain() { python -m style_tf.sheet --method=adain --max_dim=512 --cell=320 "$@"; }
+adain --contents content --styles style --output gallery/sheet_adain.png
+adain --contents content/chelsea.png,content/machuPicchu.jpg --styles style/kandinky.png \
+  --sweep alpha=0,0.25,0.5,0.75,1 --output gallery/sheet_adain_alpha.png

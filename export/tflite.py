@@ -7,9 +7,12 @@ Two models per variant (float32, float16 weights, int8 full-integer with float i
 Conversion route: the Keras network is wrapped in tf.functions, its variables are frozen
 into constants (`convert_variables_to_constants_v2`; converting unfrozen Keras 3 variables
 gave all-NaN models without an error), the frozen functions are saved as a SavedModel with
-named signatures, and that is converted. Every file is written atomically.
+named signatures, and that is converted. Every file is written atomically, and
+`adain_tflite.json` in the same folder records the decoder they came from and each file's
+size and sha256 (the tests check the committed models against the bundled decoder with it).
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +26,9 @@ from export import signatures as sig
 from style_tf import adain, images, vgg
 from style_tf.errors import StyleError, user_errors_exit_2
 from style_tf.stylize import EXAMPLES
+from style_tf.weights import sha256_file
+
+MANIFEST = "adain_tflite.json"
 
 
 class Network:
@@ -177,7 +183,22 @@ def export(decoder_weights: str, output_dir: str, content_size: int = sig.CONTEN
                     Path(part).write_bytes(flat)
                 logging.info("wrote %s (%d bytes)", path, len(flat))
                 written.append(path)
+    write_manifest(output_dir, decoder_weights, written)
     return written
+
+
+def write_manifest(output_dir: str, decoder_weights: str, paths: list[Path]) -> None:
+    """Adds `paths` to the folder's MANIFEST, which is started afresh for another decoder."""
+    path = Path(output_dir) / MANIFEST
+    decoder = sha256_file(decoder_weights)
+    manifest = json.loads(path.read_text()) if path.is_file() else {}
+    if manifest.get("decoder_sha256") != decoder:
+        manifest = {"decoder_sha256": decoder, "files": {}}
+    for p in paths:
+        manifest["files"][p.name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    with images.atomic_path(path) as part:
+        Path(part).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def _define_flags() -> None:

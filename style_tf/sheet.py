@@ -30,7 +30,8 @@ def _define_flags() -> None:
     flags.DEFINE_list("styles", [str(stylize.EXAMPLES / "style")], "Style files or folders.")
     flags.DEFINE_enum("method", "optimize", ["optimize", "adain"], "Engine.")
     flags.DEFINE_string("sweep", None, "name=v1,v2,... : one setting swept across columns.")
-    flags.DEFINE_integer("max_dim", 256, "Longest side of each stylized cell.")
+    flags.DEFINE_integer("max_dim", 256, "Longest side of each stylized image.")
+    flags.DEFINE_integer("cell", None, "Longest side of each image as shown (default max_dim).")
     flags.DEFINE_integer("steps", None, "Optimize steps per scale (default: the engine's).")
     flags.DEFINE_string("output", "sheet.png", "The contact sheet PNG.")
     flags.DEFINE_string("cache", ".sheet_cache", "Folder of cached cells.")
@@ -147,8 +148,9 @@ def compose(rows: list[list[tuple[np.ndarray, str]]], row_heads: list[np.ndarray
 
 
 def make_sheet(contents: list[Path], styles: list[Path], base: stylize.StylizeConfig,
-               sweep: tuple[str | None, list], output: Path, cache: Path) -> Path:
-    """Runs every cell (with a progress bar) and writes the labelled sheet atomically."""
+               sweep: tuple[str | None, list], output: Path, cache: Path, cell: int | None = None) -> Path:
+    """Runs every cell (with a progress bar) and writes the labelled sheet atomically, each
+    image shown at `cell` pixels (default: as stylized, `base.max_dim`)."""
     name, values = sweep
     columns = [(s, v) for s in styles for v in values]
     cache.mkdir(parents=True, exist_ok=True)
@@ -166,7 +168,7 @@ def make_sheet(contents: list[Path], styles: list[Path], base: stylize.StylizeCo
     col_heads = [(style_images[s], s.stem[:28] + ("" if name is None else f"\n{name}={v:g}" if
                                                   isinstance(v, float) else f"\n{name}={v}"))
                  for s, v in columns]
-    sheet = compose(rows, heads, col_heads, base.max_dim)
+    sheet = compose(rows, heads, col_heads, cell or base.max_dim)
     with images.atomic_path(output) as tmp:
         sheet.save(tmp, format="PNG")
     return output
@@ -180,7 +182,7 @@ def main(argv) -> int:
     if f.steps is not None:
         base = dataclasses.replace(base, optimize=dataclasses.replace(base.optimize, steps=f.steps))
     out = make_sheet(expand(f.contents), expand(f.styles), base, parse_sweep(f.sweep),
-                     Path(f.output), Path(f.cache))
+                     Path(f.output), Path(f.cache), f.cell)
     print(f"wrote {out}")
     return 0
 
