@@ -1,5 +1,6 @@
 """Export at a small size into a temporary folder, run in LiteRT, compare with Keras."""
 
+import json
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 from export import savedmodel, tflite, verify
 from export import signatures as sig
+from style_tf.weights import sha256_file
 
 SIZE = 64
 
@@ -49,6 +51,28 @@ def test_int8_passes_its_bar_in_litert(exported, decoder_file):
     rows = verify.verify(str(exported), decoder_file, ("int8",), repeats=1)
     assert rows[0]["psnr"] >= 25, rows  # The bar of export.verify.
     assert rows[0]["mb"] < 0.5 * sum(p.stat().st_size for p in exported.glob("*float32*")) / 1e6
+
+
+def test_manifest_records_the_decoder_and_every_file(exported, decoder_file):
+    manifest = json.loads((exported / tflite.MANIFEST).read_text())
+    assert manifest["decoder_sha256"] == sha256_file(decoder_file)
+    files = sorted(p.name for p in exported.glob("*.tflite"))
+    assert sorted(manifest["files"]) == files and len(files) == 2 * len(sig.VARIANTS)
+    for name, entry in manifest["files"].items():
+        assert entry == {"bytes": (exported / name).stat().st_size, "sha256": sha256_file(exported / name)}
+
+
+def test_committed_int8_models_come_from_the_bundled_decoder(decoder_file):
+    """models/ ships the int8 pair for app developers: exported from the decoder bundled beside
+    them (a decoder update without a re-export fails here), unchanged, and passing verify."""
+    models = Path(decoder_file).parent
+    manifest = json.loads((models / tflite.MANIFEST).read_text())
+    assert manifest["decoder_sha256"] == sha256_file(decoder_file), "re-run python -m export.tflite"
+    for key in (sig.PREDICT, sig.TRANSFORM):
+        name = sig.model_file(key, "int8")
+        assert manifest["files"][name]["sha256"] == sha256_file(models / name)
+    rows = verify.verify(str(models), decoder_file, ("int8",), repeats=1)
+    assert rows[0]["ok"], rows
 
 
 def test_android_guide_documents_the_exported_signatures():
