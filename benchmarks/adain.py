@@ -43,7 +43,7 @@ def photos(count: int, size: int) -> list[np.ndarray]:
 def plain_forward():
     """The whole network as one float32 tf.function: content and style in, image out."""
     enc = adain.encoder(layers=(adain.BOTTLENECK,))
-    dec = adain.load_decoder(str(adain.bundled_decoder_path()))
+    dec = adain.load_decoder(str(adain.decoder_path()))
 
     @tf.function
     def forward(content, style):

@@ -80,7 +80,7 @@ def export(decoder_weights: str, output_dir: str) -> Path:
 
 
 def _define_flags() -> None:
-    flags.DEFINE_string("decoder_weights", str(adain.bundled_decoder_path()), "Decoder .weights.h5.")
+    flags.DEFINE_string("decoder_weights", str(adain.decoder_path()), "Decoder .weights.h5.")
     flags.DEFINE_string("output_dir", str(MODELS / "adain_savedmodel"), "SavedModel folder.")
 
 

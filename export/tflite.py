@@ -202,7 +202,7 @@ def write_manifest(output_dir: str, decoder_weights: str, paths: list[Path]) -> 
 
 
 def _define_flags() -> None:
-    flags.DEFINE_string("decoder_weights", str(adain.bundled_decoder_path()), "Decoder .weights.h5.")
+    flags.DEFINE_string("decoder_weights", str(adain.decoder_path()), "Decoder .weights.h5.")
     flags.DEFINE_string("output_dir", str(Path(__file__).resolve().parent.parent / "models"),
                         "Where the .tflite files go.")
     flags.DEFINE_integer("content_size", sig.CONTENT_SIZE, "Transform input size (multiple of 8).")

@@ -118,7 +118,7 @@ def main(argv) -> int:
     from style_tf import adain
 
     f = flags.FLAGS
-    rows = verify(f.model_dir, f.decoder_weights or str(adain.bundled_decoder_path()), f.variants,
+    rows = verify(f.model_dir, f.decoder_weights or str(adain.decoder_path()), f.variants,
                   f.repeats, f.threads)
     print(table(rows))
     return 0 if all(r["ok"] for r in rows) else 1

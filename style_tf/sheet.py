@@ -93,9 +93,7 @@ def _key(content: Path, style: Path, config: stylize.StylizeConfig) -> str:
     for p in (content, style):
         digest.update(hashlib.sha256(p.read_bytes()).digest())
     if config.method == "adain":  # A retrained decoder must not reuse the old cells.
-        weights = config.adain.decoder_weights
-        path = adain.bundled_decoder_path() if weights == "bundled" else Path(weights)
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(hashlib.sha256(adain.decoder_path(config.adain.decoder_weights).read_bytes()).digest())
     settings = dataclasses.replace(config, content="", styles=("",), output="", progress=False)
     digest.update(repr(settings).encode())
     engine = config.adain if config.method == "adain" else config.optimize

@@ -9,6 +9,7 @@ current image.
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import os
 import signal
@@ -222,7 +223,10 @@ class _Engine:
         if config.method == "optimize":
             self.model = optimize.feature_model_for(config.optimize)
         else:
-            self.stylizer = adain.Stylizer.load(config.adain.decoder_weights, config.adain.precision)
+            a = config.adain
+            path = adain.decoder_path(a.decoder_weights)
+            stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+            self.stylizer = _stylizer(a.decoder_weights, a.precision, stamp)
 
     def run(self, content, styles, masks, out_path: Path, interrupt: _Interrupt, result: Result):
         styles = _prepare_styles(self.config, content, styles)
@@ -276,6 +280,14 @@ class _Engine:
         if c.plot and history:
             plot_loss(history, _sibling(out_path, "_loss", ".png"))
         return image
+
+
+@functools.lru_cache(maxsize=1)
+def _stylizer(decoder_weights: str, precision: str, stamp) -> adain.Stylizer:
+    """The AdaIN models, kept for the next call with the same decoder file (`stamp`: its
+    mtime and size, so a retrained decoder is reloaded): a contact sheet's cells share one."""
+    del stamp  # Part of the cache key only.
+    return adain.Stylizer.load(decoder_weights, precision)
 
 
 def state_path(out_path: Path) -> Path:

@@ -47,8 +47,20 @@ def test_alpha_zero_decodes_the_content_features(nets, content_image):
     enc, dec = nets
     x = content_image[None, :64, :96]
     v = adain.style_vector(enc(x[:, ::-1])[adain.BOTTLENECK])
-    out = adain.transform(enc, dec, x, v, alpha=0.0)
+    out = adain.transform(enc, dec, x, v, alpha=0.0, border=0)
     expected = np.clip(dec(enc(x)[adain.BOTTLENECK]), 0, 1)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_the_border_is_mirrored_stylized_and_cropped(nets, content_image):
+    enc, dec = nets
+    x = content_image[None, :64, :96]
+    v = adain.style_vector(enc(x[:, ::-1])[adain.BOTTLENECK])
+    out = adain.transform(enc, dec, x, v, alpha=0.0)
+    b = adain.BORDER
+    padded = np.pad(x, ((0, 0), (b, b), (b, b), (0, 0)), mode="reflect")
+    expected = np.clip(dec(enc(padded)[adain.BOTTLENECK]), 0, 1)[:, b:-b, b:-b]
+    assert out.shape == x.shape
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 

@@ -19,7 +19,7 @@ SIZE = 64
 def decoder_file():
     from style_tf import adain
 
-    return str(adain.bundled_decoder_path())
+    return str(adain.decoder_path())
 
 
 @pytest.fixture(scope="module")

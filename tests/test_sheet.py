@@ -47,3 +47,12 @@ def test_cache_key_follows_the_decoder_file(tmp_path):
                for p in (first, second, first)]
     keys = [sheet._key(C / "chelsea.png", S / "kandinky.png", c) for c in configs]
     assert keys[0] != keys[1] and keys[0] == keys[2]
+
+
+def test_adain_cells_share_one_stylizer(tmp_path):
+    base = stylize.StylizeConfig(method="adain", max_dim=32, progress=False)
+    stylize._stylizer.cache_clear()
+    sheet.make_sheet([C / "chelsea.png", C / "coffee.png"], [S / "kandinky.png"], base,
+                     sheet.parse_sweep("alpha=0.5,1"), tmp_path / "sheet.png", tmp_path / "cache")
+    info = stylize._stylizer.cache_info()
+    assert (info.misses, info.hits) == (1, 3)  # Four cells, the models built once.
