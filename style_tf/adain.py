@@ -65,8 +65,11 @@ def style_vector(features, eps: float = EPS):
     return ops.concatenate([mean, std], axis=-1)
 
 
-def apply_style_vector(content_feat, vector, eps: float = EPS, mask=None):
+def apply_style_vector(content_feat, vector, eps: float = EPS, mask=None, crop: int = 0):
     """AdaIN with a style vector; with `mask` (B, H, W, 1), content stats come from that region.
+
+    `crop` feature pixels at each edge are left out of the content's statistics (a border
+    added for the convolutions, see `transform`).
 
     Returns:
       (B, H, W, C) float32: `std_s * (x - mean_c) / std_c + mean_s`.
@@ -74,13 +77,15 @@ def apply_style_vector(content_feat, vector, eps: float = EPS, mask=None):
     content_feat = ops.cast(content_feat, "float32")
     channels = ops.shape(vector)[-1] // 2
     s_mean, s_std = vector[..., :channels], vector[..., channels:]
+    stats = content_feat[:, crop:-crop, crop:-crop] if crop else content_feat
     if mask is None:
-        c_mean, c_std = losses.mean_std(content_feat, eps)
+        c_mean, c_std = losses.mean_std(stats, eps)
     else:
         mask = ops.cast(mask, "float32")
+        mask = mask[:, crop:-crop, crop:-crop] if crop else mask
         area = ops.maximum(ops.sum(mask, axis=(1, 2), keepdims=True), 1.0)
-        c_mean = ops.sum(content_feat * mask, axis=(1, 2), keepdims=True) / area
-        c_var = ops.sum(ops.square(content_feat - c_mean) * mask, axis=(1, 2), keepdims=True) / area
+        c_mean = ops.sum(stats * mask, axis=(1, 2), keepdims=True) / area
+        c_var = ops.sum(ops.square(stats - c_mean) * mask, axis=(1, 2), keepdims=True) / area
         c_std = ops.sqrt(c_var + eps)
     return s_std * (content_feat - c_mean) / c_std + s_mean
 
@@ -152,18 +157,15 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
         content = ops.pad(content, pad, mode="reflect")
         masks = None if masks is None else [ops.pad(m, pad, mode="reflect") for m in masks]
     feat = ops.cast(enc(content)[BOTTLENECK], "float32")  # (B, H/8, W/8, 512)
-    inner = None  # The content's statistics come from the image, not its mirrored border.
-    if border:
-        b = border // 8
-        inner = ops.pad(ops.ones_like(feat[:, b:-b, b:-b, :1]), [(0, 0), (b, b), (b, b), (0, 0)])
+    crop = border // 8  # The content's statistics come from the image, not its mirrored border.
     if masks is None:
-        target = apply_style_vector(feat, vector, mask=inner)
+        target = apply_style_vector(feat, vector, crop=crop)
     else:
         size = ops.shape(feat)[1:3]
         target = 0.0
         for v, m in zip(vector, masks):
             m = ops.image.resize(ops.cast(m, "float32"), size, interpolation="bilinear")
-            target = target + m * apply_style_vector(feat, v, mask=m if inner is None else m * inner)
+            target = target + m * apply_style_vector(feat, v, mask=m, crop=crop)
     target = alpha * target + (1.0 - alpha) * feat
     out = ops.clip(ops.cast(dec(target), "float32"), 0.0, 1.0)
     return out[:, border:-border, border:-border] if border else out
