@@ -117,7 +117,7 @@ def square(image: np.ndarray, size: int) -> np.ndarray:
 # TFLite ops kept in float in the int8 models: quantised, the channel means and standard
 # deviations of AdaIN (MEAN of squares spanning 1e0..1e7) put the style vector 10-30% off.
 FLOAT_OPS = ("MEAN", "SQUARED_DIFFERENCE", "SUB", "MUL", "ADD", "SQRT", "RSQRT", "DIV",
-             "CONCATENATION", "STRIDED_SLICE", "MINIMUM", "MAXIMUM", "PAD")
+             "CONCATENATION", "STRIDED_SLICE", "MINIMUM", "MAXIMUM", "PAD", "MIRROR_PAD")
 
 
 def convert(saved_model_dir: str, key: str, variant: str, representative=None) -> bytes:
@@ -133,7 +133,7 @@ def convert(saved_model_dir: str, key: str, variant: str, representative=None) -
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                tf.lite.OpsSet.TFLITE_BUILTINS]
         # Selective quantisation: convolutions, pooling and upsampling in int8; the ops of
-        # FLOAT_OPS (AdaIN statistics, alpha blend, input padding, clipping) stay float.
+        # FLOAT_OPS (AdaIN statistics, alpha blend, border and input padding, clipping) stay float.
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS))
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter, debug_dataset=representative, debug_options=options)
