@@ -172,26 +172,41 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
 
 
 def training_losses(enc: keras.Model, dec: keras.Model, content, style,
-                    content_weight: float = 1.0, style_weight: float = 10.0):
+                    content_weight: float = 1.0, style_weight: float = 10.0,
+                    identity_weight: float = 0.0):
     """The AdaIN training objective for one batch (shared by training and evaluation).
 
     Args:
       enc: encoder returning all of ENCODER_LAYERS.
       dec: decoder being trained.
       content, style: (B, H, W, 3) RGB in [0, 1].
+      identity_weight: weight of an identity term (not in the paper): the mean absolute pixel
+        error of the decoder on the plain content features of the first half of the batch
+        (alpha 0), which keeps the decoder from painting texture where the features ask for none.
 
     Returns:
-      (total loss, {"content": ..., "style": ..., "style/<layer>": ...}, stylized images).
+      (total loss, {"content": ..., "style": ..., "style/<layer>": ..., "identity": ...},
+      stylized images).
     """
     c_feats = enc(content)
     s_feats = enc(style)
     target = adaptive_instance_norm(c_feats[BOTTLENECK], s_feats[BOTTLENECK])
-    stylized = ops.cast(dec(target), "float32")
+    batch = ops.shape(content)[0]
+    half = (batch + 1) // 2
+    if identity_weight:  # One decoder call for both: the stylized batch, then the reconstructions.
+        decoded = ops.cast(dec(ops.concatenate([target, c_feats[BOTTLENECK][:half]], 0)), "float32")
+        stylized, rebuilt = decoded[:batch], decoded[batch:]
+    else:
+        stylized = ops.cast(dec(target), "float32")
     g_feats = enc(stylized)
     content_loss = ops.mean(ops.square(ops.cast(g_feats[BOTTLENECK], "float32") - target))
     style_loss, parts = losses.mean_std_loss(g_feats, s_feats)
     parts.update({"content": content_loss, "style": style_loss})
-    return content_weight * content_loss + style_weight * style_loss, parts, stylized
+    total = content_weight * content_loss + style_weight * style_loss
+    if identity_weight:
+        parts["identity"] = ops.mean(ops.abs(rebuilt - ops.cast(content[:half], "float32")))
+        total = total + identity_weight * parts["identity"]
+    return total, parts, stylized
 
 
 def decoder_path(weights: str = "bundled"):

@@ -41,6 +41,7 @@ class TrainConfig:
     lr_decay: float = 5e-5
     style_weight: float = 10.0
     content_weight: float = 1.0
+    identity_weight: float = 0.0  # Pixel reconstruction at alpha 0 (not in the paper); 0 is off.
     strategy: str = "auto"  # auto | default | mirrored | tpu.
     tpu: str | None = None  # TPU name, or "local" for a Colab TPU.
     precision: str = "auto"  # auto (bfloat16 on TPUs and CPUs with AMX/AVX512-BF16) | bfloat16 | float32.
@@ -55,6 +56,9 @@ class TrainConfig:
         for name in ("steps", "batch_size", "image_size", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise StyleError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("style_weight", "content_weight", "identity_weight"):
+            if getattr(self, name) < 0:
+                raise StyleError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.image_size % 8:
             raise StyleError(f"image_size must be a multiple of 8, got {self.image_size}")
         if self.strategy not in ("auto", "default", "mirrored", "tpu"):
@@ -121,7 +125,8 @@ class Trainer:
         def step_fn(content, style):
             with tf.GradientTape() as tape:
                 loss, parts, _ = adain.training_losses(self.encoder, self.decoder, content, style,
-                                                       c.content_weight, c.style_weight)
+                                                       c.content_weight, c.style_weight,
+                                                       c.identity_weight)
                 scaled = loss / replicas  # Gradients are summed across replicas.
             variables = self.decoder.trainable_variables
             grads = tape.gradient(scaled, variables)
@@ -205,12 +210,16 @@ def _log(model_dir: str, writer, step: int, values: dict[str, float]) -> None:
             if name != "batch":
                 tf.summary.scalar(name, value)
     path = os.path.join(model_dir, "log.csv")
-    names = sorted(values)
     new = not tf.io.gfile.exists(path)
+    if new:
+        names = sorted(values)
+    else:  # A resumed run keeps the file's columns (a loss term added since is left out).
+        with tf.io.gfile.GFile(path) as f:
+            names = f.readline().strip().split(",")[1:]
     with tf.io.gfile.GFile(path, "a") as f:
         if new:
             f.write(",".join(["step"] + names) + "\n")
-        f.write(",".join([str(step)] + [f"{values[n]:.6g}" for n in names]) + "\n")
+        f.write(",".join([str(step)] + [f"{values[n]:.6g}" if n in values else "" for n in names]) + "\n")
     logging.info("step %d: %s", step, ", ".join(f"{n} {values[n]:.4g}" for n in names))
 
 
@@ -254,6 +263,8 @@ def _define_flags() -> None:
     flags.DEFINE_float("lr_decay", defaults.lr_decay, "lr / (1 + lr_decay * step).")
     flags.DEFINE_float("style_weight", defaults.style_weight, "Weight of the mean/std style loss.")
     flags.DEFINE_float("content_weight", defaults.content_weight, "Weight of the content loss.")
+    flags.DEFINE_float("identity_weight", defaults.identity_weight,
+                       "Weight of the pixel reconstruction (alpha 0) of half the batch; 0: off.")
     flags.DEFINE_enum("strategy", defaults.strategy, ["auto", "default", "mirrored", "tpu"],
                       "Distribution strategy.")
     flags.DEFINE_string("tpu", None, "TPU name, or 'local' for a Colab TPU.")
@@ -290,7 +301,8 @@ def main(argv) -> int:
             content_dir=f.content_dir, style_dir=f.style_dir, model_dir=f.model_dir, steps=f.steps,
             batch_size=f.batch_size, image_size=f.image_size, resize_to=f.resize_to,
             learning_rate=f.learning_rate, lr_decay=f.lr_decay, style_weight=f.style_weight,
-            content_weight=f.content_weight, strategy=f.strategy, tpu=f.tpu,
+            content_weight=f.content_weight,
+            identity_weight=f.identity_weight, strategy=f.strategy, tpu=f.tpu,
             precision=f.precision, save_every=f.save_every, log_every=f.log_every,
             style_balance=f.style_balance, style_upweight=tuple(upweight),
             init_decoder=f.init_decoder, seed=f.seed)

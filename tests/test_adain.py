@@ -92,3 +92,17 @@ def test_decoder_round_trip_and_bad_file(tmp_path, nets):
     (tmp_path / "bad.weights.h5").write_bytes(b"nonsense")
     with pytest.raises(StyleError, match="not AdaIN decoder weights"):
         adain.load_decoder(str(tmp_path / "bad.weights.h5"))
+
+
+def test_identity_term_is_the_pixel_error_of_decoding_the_content_features(content_image, style_image):
+    keras.utils.set_random_seed(0)
+    enc, dec = adain.encoder(), adain.decoder()
+    content = np.stack([content_image[:64, :64], content_image[-64:, -64:], content_image[:64, -64:]])
+    style = np.repeat(style_image[None, :64, :64], 3, 0)
+    plain, plain_parts, plain_out = adain.training_losses(enc, dec, content, style)
+    total, parts, out = adain.training_losses(enc, dec, content, style, identity_weight=2.0)
+    rebuilt = dec(enc(content[:2])[adain.BOTTLENECK])  # The first half, rounded up.
+    np.testing.assert_allclose(parts["identity"], np.mean(np.abs(rebuilt - content[:2])), rtol=1e-4)
+    np.testing.assert_allclose(total, plain + 2.0 * parts["identity"], rtol=1e-4)
+    np.testing.assert_allclose(out, plain_out, atol=1e-4)
+    assert "identity" not in plain_parts

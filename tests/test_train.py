@@ -57,9 +57,11 @@ def test_mirrored_training_splits_batch_loss_falls_and_resumes(folders, tmp_path
     assert (model_dir / "decoder.weights.h5").is_file()
     assert any("2 replicas" in m for m in caplog.messages)
     caplog.clear()
-    train.train(_config(folders, model_dir, steps=6))
+    train.train(_config(folders, model_dir, steps=6, identity_weight=1.0))  # A term added on resume.
     assert any("resumed from step 4" in m for m in caplog.messages)
-    assert [int(r["step"]) for r in _log(model_dir)][-2:] == [5, 6]
+    rows = _log(model_dir)
+    assert [int(r["step"]) for r in rows][-2:] == [5, 6]
+    assert all(None not in r and float(r["total"]) > 0 for r in rows)  # The file's columns kept.
 
 
 def test_strategy_choices():
@@ -71,6 +73,8 @@ def test_strategy_choices():
         train.TrainConfig("a", "b", "c", image_size=30)
     with pytest.raises(StyleError, match="precision"):
         train.TrainConfig("a", "b", "c", precision="half")
+    with pytest.raises(StyleError, match="identity_weight"):
+        train.TrainConfig("a", "b", "c", identity_weight=-1)
 
 
 def test_pipeline_skips_unreadable_and_refuses_empty(folders, tmp_path):
