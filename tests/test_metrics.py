@@ -67,8 +67,8 @@ def test_gram_distance_follows_style_weight(model, content_image, style_image):
 def test_adain_alpha_trades_content_for_style(model):
     """The bundled decoder on a photo it never saw in training (chelsea.png, 256 px): raising
     alpha moves the result from the content towards the style; alpha 0 reconstructs the photo
-    at >= 16 dB PSNR and alpha 1 brings the mean/std style distance under 0.25 of the photo's
-    own (step-12700 decoder: 16.6 dB and 0.189; see models/MODELS.md)."""
+    at >= 17 dB PSNR and alpha 1 brings the mean/std style distance under 0.25 of the photo's
+    own (step-16276 decoder: 17.7 dB and 0.211; see models/MODELS.md)."""
     from style_tf import adain, images
 
     content = images.load_image(EXAMPLES / "content" / "chelsea.png", max_dim=256)
@@ -80,5 +80,5 @@ def test_adain_alpha_trades_content_for_style(model):
     content_relative = [r.content_relative for r in reports]
     assert meanstd[0] > meanstd[1] > meanstd[2], meanstd
     assert content_relative[2] > content_relative[0] + 0.01, content_relative
-    assert metrics.psnr(outputs[0], content) >= 16.0
+    assert metrics.psnr(outputs[0], content) >= 17.0
     assert meanstd[2] <= 0.25, meanstd
