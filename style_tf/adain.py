@@ -182,7 +182,7 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
       content, style: (B, H, W, 3) RGB in [0, 1].
       identity_weight: weight of an identity term (not in the paper): the mean absolute pixel
         error of the decoder on the plain content features of the first half of the batch
-        (alpha 0), which keeps the decoder from painting texture where the features ask for none.
+        (alpha 0); with it the decoder paints less texture where the features ask for none.
 
     Returns:
       (total loss, {"content": ..., "style": ..., "style/<layer>": ..., "identity": ...},
@@ -191,9 +191,9 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
     c_feats = enc(content)
     s_feats = enc(style)
     target = adaptive_instance_norm(c_feats[BOTTLENECK], s_feats[BOTTLENECK])
-    batch = ops.shape(content)[0]
-    half = (batch + 1) // 2
     if identity_weight:  # One decoder call for both: the stylized batch, then the reconstructions.
+        batch = ops.shape(content)[0]
+        half = (batch + 1) // 2
         decoded = ops.cast(dec(ops.concatenate([target, c_feats[BOTTLENECK][:half]], 0)), "float32")
         stylized, rebuilt = decoded[:batch], decoded[batch:]
     else:

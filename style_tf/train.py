@@ -211,16 +211,15 @@ def _log(model_dir: str, writer, step: int, values: dict[str, float]) -> None:
                 tf.summary.scalar(name, value)
     path = os.path.join(model_dir, "log.csv")
     new = not tf.io.gfile.exists(path)
-    if new:
-        names = sorted(values)
-    else:  # A resumed run keeps the file's columns (a loss term added since is left out).
+    columns = sorted(values)
+    if not new:  # A resumed run keeps the file's columns, whatever loss terms it has now.
         with tf.io.gfile.GFile(path) as f:
-            names = f.readline().strip().split(",")[1:]
+            columns = f.readline().strip().split(",")[1:]
     with tf.io.gfile.GFile(path, "a") as f:
         if new:
-            f.write(",".join(["step"] + names) + "\n")
-        f.write(",".join([str(step)] + [f"{values[n]:.6g}" if n in values else "" for n in names]) + "\n")
-    logging.info("step %d: %s", step, ", ".join(f"{n} {values[n]:.4g}" for n in names))
+            f.write(",".join(["step"] + columns) + "\n")
+        f.write(",".join([str(step)] + [f"{values[n]:.6g}" if n in values else "" for n in columns]) + "\n")
+    logging.info("step %d: %s", step, ", ".join(f"{n} {values[n]:.4g}" for n in sorted(values)))
 
 
 def _preview(writer, trainer: Trainer, batch, step: int, count: int = 3) -> None:
@@ -301,9 +300,8 @@ def main(argv) -> int:
             content_dir=f.content_dir, style_dir=f.style_dir, model_dir=f.model_dir, steps=f.steps,
             batch_size=f.batch_size, image_size=f.image_size, resize_to=f.resize_to,
             learning_rate=f.learning_rate, lr_decay=f.lr_decay, style_weight=f.style_weight,
-            content_weight=f.content_weight,
-            identity_weight=f.identity_weight, strategy=f.strategy, tpu=f.tpu,
-            precision=f.precision, save_every=f.save_every, log_every=f.log_every,
+            content_weight=f.content_weight, identity_weight=f.identity_weight,
+            strategy=f.strategy, tpu=f.tpu, precision=f.precision, save_every=f.save_every, log_every=f.log_every,
             style_balance=f.style_balance, style_upweight=tuple(upweight),
             init_decoder=f.init_decoder, seed=f.seed)
         train(config)

@@ -62,6 +62,11 @@ def test_mirrored_training_splits_batch_loss_falls_and_resumes(folders, tmp_path
     rows = _log(model_dir)
     assert [int(r["step"]) for r in rows][-2:] == [5, 6]
     assert all(None not in r and float(r["total"]) > 0 for r in rows)  # The file's columns kept.
+    other = tmp_path / "dropped"  # A run begun with the term, resumed without it.
+    train.train(_config(folders, other, steps=2, identity_weight=1.0))
+    train.train(_config(folders, other, steps=3))
+    rows = _log(other)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3] and rows[2]["identity"] == ""
 
 
 def test_strategy_choices():
