@@ -9,13 +9,20 @@ On one held-out photo and painting (not in the repository; see benchmarks/heldou
 Both use the same loss (the tutorial's layers, weights and normalisation). Prints a table
 with the ratios; the targets are time-to-loss <= 1/8 and Adam step <= 0.7x.
 
+Last run (2-core AMD EPYC with AVX512-BF16, decoder training paused; 2026-11-24): tutorial
+1396.9 s, this engine 233.6 s (100 L-BFGS steps at 256, 270 at 512): time-to-loss ratio
+0.167; Adam step 765 vs 1366 ms: 0.560. The L-BFGS is the engine's own projected L-BFGS
+(optimize._lbfgs); against scipy's L-BFGS-B, which it replaced, in one process on the same
+pair: 269.7 s (244 steps at 512) -> 243.3 s (275 steps): more steps, each 0.15 s cheaper,
+since L-BFGS-B's own work was 0.16 s per step of 0.97 s here.
+
 Where the engine's time goes (2-core AMD EPYC with AVX512-BF16, this pair, 512x340): one
 loss-and-gradient evaluation is about 260 GFLOP (counted from the layer shapes: VGG19 to
 block5_conv2, forward and input gradient) and takes 0.80 s in bfloat16, 1.45 s in float32
 (about 320 and 180 GFLOP/s), so the gain has to come from fewer full-size evaluations.
 L-BFGS needs 214-309 of them to reach the tutorial's loss whatever the start. Variants timed
-to the same target (one-off runs beside decoder training at nice 19; seconds, full-size
-iterations): defaults 295 (256); maxcor 5: 288 (275); maxcor 10: 321 (303); 200 coarse
+with scipy's L-BFGS-B to the same target (one-off runs beside decoder training at nice 19;
+seconds, full-size iterations): defaults 295 (256); maxcor 5: 288 (275); maxcor 10: 321 (303); 200 coarse
 steps: 297 (235); coarse 128 then 256: 315 (271); 150 steps at 384 instead of 100 at 256:
 303 (214); no coarse scale: 308 (309); Charbonnier-smoothed TV, eps 0.01 / 0.003: 279 (245)
 / 271 (236); the content's high frequencies added to the upsampled coarse image: 292 (255).
@@ -27,7 +34,11 @@ nor conditioning by frequency explains it: with float32 at full size L-BFGS need
 iterations; L-BFGS over a four-level pyramid of the image (coarse levels weighted 2, 4, 8,
 pixels clipped into [0, 1] in the loss) was at 4.86e6 after 600; without the [0, 1] bounds it
 is reached in 258 with 4% of the pixels outside [0, 1], and clipping them multiplies the loss
-by 3.4.
+by 3.4. Nor does Adam suit the tail: from the L-BFGS image after 60 full-size steps (loss
+5.82e6), 100 more loss evaluations reach 4.36e6 with L-BFGS, 5.04e6 / 5.10e6 with Adam (lr
+0.005 / 0.002, beta1 0.9). The projected L-BFGS with 50 pairs instead of 20 is at 4.33e6
+instead of 4.39e6 after those 100: kept at 20, as 50 pairs of float32 images take 3.4 GB
+at 2048x1365 (20: 1.3 GB).
 """
 
 import dataclasses

@@ -12,7 +12,6 @@ from typing import Callable
 
 import keras
 import numpy as np
-import scipy.optimize
 import tensorflow as tf
 from absl import logging
 
@@ -20,6 +19,8 @@ from style_tf import images, losses, vgg
 from style_tf.errors import StyleError
 
 TUTORIAL_STYLE_LAYERS = tuple((f"block{i}_conv1", 1.0) for i in range(1, 6))
+LBFGS_MEMORY = 20  # Steps L-BFGS remembers (5 and 10 took longer to the benchmark's loss).
+FIRST_STEP = 0.25  # Largest pixel change of L-BFGS's first step, before it has curvature.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,7 @@ class OptimizeConfig:
     content_weight: float = 1e4  # As the TensorFlow tutorial.
     style_weight: float = 1e-2  # As the TensorFlow tutorial.
     tv_weight: float = 30.0  # As the TensorFlow tutorial, on summed absolute differences.
-    optimizer: str = "lbfgs"  # "lbfgs" (scipy L-BFGS-B, bounded to [0, 1]) or "adam".
+    optimizer: str = "lbfgs"  # "lbfgs" (projected L-BFGS in [0, 1]) or "adam".
     steps: int = 100  # Iterations per scale.
     learning_rate: float = 0.02  # Adam only; with beta1 0.99, epsilon 0.1 as the tutorial.
     init: str = "content"  # "content", "noise", "style" or an image path.
@@ -312,42 +313,93 @@ def _adam_optimizer(lr: float, variable: tf.Variable) -> keras.optimizers.Optimi
 
 
 def _lbfgs(problem, config, start: Resume, size, callback):
-    """scipy's L-BFGS-B with [0, 1] bounds from `start`; restarted (fresh memory) if a line
-    search fails."""
+    """Projected L-BFGS in the box [0, 1] from `start` (Bertsekas' projected quasi-Newton).
+
+    Pixels at a bound whose gradient points out of the box are held there; the two-loop
+    recursion over the last LBFGS_MEMORY steps gives the direction of the others, and a
+    backtracking (Armijo) search runs along the clipped path. A failed search drops the
+    memory and tries the plain gradient; when that fails too the scale ends. Against scipy's
+    L-BFGS-B (the engine's optimiser before) it needs more iterations on the benchmark's
+    image (275 instead of 244 at 512x340) but spends 0.015 s instead of 0.16 s of its own on
+    each, so it reaches the loss 10% sooner (benchmarks/optimize.py); its memory is float32,
+    half of L-BFGS-B's.
+    """
     shape = (1,) + start.image.shape
-    best = {"x": start.image.ravel().astype(np.float64), "loss": np.inf, "parts": {}}
 
-    def fun(x):
-        loss, parts, grad = problem.value_and_grad(tf.constant(x.reshape(shape), tf.float32))
-        loss = float(loss)
-        if not np.isfinite(loss):
-            return np.inf, np.zeros_like(x)  # Makes the line search back off.
-        if loss < best["loss"]:
-            best.update(x=x.copy(), loss=loss, parts=parts)
-        return loss, grad.numpy().ravel().astype(np.float64)
+    def fun(x):  # x: flat float32 -> (loss, parts, flat float32 gradient)
+        loss, parts, grad = problem.value_and_grad(tf.constant(x.reshape(shape)))
+        return float(loss), parts, grad.numpy().ravel()
 
-    step, total_step, stop = start.step, start.total_step, False
-
-    def on_iteration(intermediate_result):
-        nonlocal step, stop, total_step
+    x = start.image.ravel().astype(np.float32)
+    f, parts, g = fun(x)
+    if not (np.isfinite(f) and np.isfinite(g).all()):
+        raise NonFiniteLoss(f"loss is not finite at step {start.total_step + 1}; lower the loss "
+                            "weights", start.image if start.total_step > 0 else None,
+                            start.total_step)
+    memory = []  # (s, y, s.y) of the last steps, oldest first.
+    step, total_step = start.step, start.total_step
+    while step < config.steps:
+        d = _lbfgs_direction(x, g, memory)
+        found = None if d is None else _line_search(fun, x, f, g, d)
+        if found is None:
+            if not memory:
+                logging.info("L-BFGS stopped at step %d: no descent along the gradient", total_step)
+                break
+            memory.clear()  # Curvature gone stale: start again from the gradient.
+            continue
+        x_new, f, parts, g_new = found
+        s, y = x_new - x, g_new - g
+        sy = float(np.dot(s, y))
+        if sy > 1e-10 * float(np.dot(y, y)):  # Keeps the implied Hessian positive definite.
+            memory = (memory + [(s, y, sy)])[-LBFGS_MEMORY:]
+        x, g = x_new, g_new
         step += 1
         total_step += 1
-        image = best["x"].reshape(start.image.shape).astype(np.float32)
-        if _report(callback, Resume(start.scale, step, total_step, image), size, best["loss"],
-                   best["parts"]):
-            stop = True
-            raise StopIteration
-    while step < config.steps and not stop:
-        before = step
-        result = scipy.optimize.minimize(
-            fun, best["x"], jac=True, method="L-BFGS-B", callback=on_iteration,
-            bounds=scipy.optimize.Bounds(0.0, 1.0),
-            options={"maxiter": config.steps - step, "maxcor": 20, "ftol": 0.0, "gtol": 0.0,
-                     "maxfun": 2 * (config.steps - step) + 20})
-        if step == before:  # No progress at all: a restart would fail the same way.
-            logging.info("L-BFGS stopped: %s", result.message)
-            break
-    if not np.isfinite(best["loss"]) and config.steps > start.step:
-        raise NonFiniteLoss(f"loss is not finite at step {total_step + 1}; lower the loss weights",
-                            start.image if total_step > 0 else None, total_step)
-    return best["x"].reshape(start.image.shape).astype(np.float32), total_step, stop
+        state = Resume(start.scale, step, total_step, x.reshape(start.image.shape))
+        if _report(callback, state, size, f, parts):
+            return state.image, total_step, True
+    return x.reshape(start.image.shape), total_step, False
+
+
+def _lbfgs_direction(x, g, memory):
+    """The projected L-BFGS direction at `x` (flat, in [0, 1]) with gradient `g`, or None
+    when there is no descent direction (`memory` stale) or nothing left to move."""
+    free = ~(((x <= 0.0) & (g > 0)) | ((x >= 1.0) & (g < 0)))
+    q = np.where(free, g, 0.0).astype(np.float32)
+    alphas = []
+    for s, y, sy in reversed(memory):
+        alphas.append(float(np.dot(s, q)) / sy)
+        q -= alphas[-1] * y
+    if memory:
+        s, y, sy = memory[-1]
+        q *= sy / float(np.dot(y, y))
+    else:  # No curvature yet: the first step moves no pixel by more than FIRST_STEP.
+        q *= FIRST_STEP / max(float(np.abs(q).max()), 1e-30)
+    for (s, y, sy), alpha in zip(memory, reversed(alphas)):
+        q += (alpha - float(np.dot(y, q)) / sy) * s
+    d = -np.where(free, q, 0.0)
+    slope = float(np.dot(g, d))
+    return d if slope < 0 else None
+
+
+def _line_search(fun, x, f, g, d, tries: int = 10):
+    """A step along clip(x + t d), from t = 1: halved until the loss falls enough (Armijo),
+    doubled while the slope stays steep (the curvature half of the Wolfe conditions), at
+    most `tries` evaluations. (x, loss, parts, gradient) of the best point, or None."""
+    t, best, slope = 1.0, None, float(np.dot(g, d))
+    for _ in range(tries):
+        x_new = np.clip(x + t * d, 0.0, 1.0)
+        f_new, parts, g_new = fun(x_new)
+        if not (np.isfinite(f_new) and f_new <= f + 1e-4 * float(np.dot(g, x_new - x))
+                and np.isfinite(g_new).all()):
+            if best is not None:
+                return best
+            t *= 0.5
+            continue
+        if best is not None and f_new >= best[1]:
+            return best
+        best = (x_new, f_new, parts, g_new)
+        if float(np.dot(g_new, d)) >= 0.9 * slope or t >= 16:
+            return best
+        t *= 2.0
+    return best

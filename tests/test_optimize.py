@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from style_tf import optimize
 from style_tf.errors import StyleError
@@ -53,7 +54,7 @@ def test_masks_put_each_style_in_its_region(content_image):
     left = np.zeros((h, w), np.float32)
     left[:, : w // 2] = 1.0
     out, _ = _run(content_image, [red, blue], masks=[left, 1.0 - left],
-                  config=dict(content_weight=1e-3, tv_weight=0.0, steps=40))
+                  config=dict(content_weight=1e-3, tv_weight=0.0, steps=60))
     left, right = out[:, : w // 2 - 8], out[:, w // 2 + 8:]
     assert left[..., 0].mean() - left[..., 2].mean() > right[..., 0].mean() - right[..., 2].mean() + 0.2
 
@@ -104,3 +105,32 @@ def test_resume_continues_where_it_stopped(content_image, style_image, optimizer
         np.testing.assert_array_equal(resumed, straight)
     else:  # L-BFGS rebuilds its memory: close, not identical.
         assert np.abs(resumed - straight).mean() < 0.02
+
+
+class _BoxQuadratic:
+    """0.5 * sum(a (x - c)^2) over a (1, 8, 8, 3) "image": curvatures a from 1 to 1e3 (plain
+    gradient descent would need thousands of steps), a third of the minima c outside [0, 1].
+    In float64, so that the loss resolves the last steps."""
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.a = tf.constant(rng.permutation(np.logspace(0, 3, 192)).reshape(1, 8, 8, 3))
+        self.c = tf.constant(rng.uniform(-0.5, 1.5, (1, 8, 8, 3)))
+
+    def value_and_grad(self, x):
+        r = tf.cast(x, tf.float64) - self.c
+        loss = 0.5 * tf.reduce_sum(self.a * tf.square(r))
+        return loss, {"quadratic": loss}, tf.cast(self.a * r, tf.float32)
+
+
+def test_lbfgs_reaches_the_box_minimum_of_an_ill_conditioned_quadratic():
+    problem, log = _BoxQuadratic(), []
+    start = optimize.Resume(0, 0, 0, np.full((8, 8, 3), 0.5, np.float32))
+    x, steps, stopped = optimize._lbfgs(problem, optimize.OptimizeConfig(steps=150), start,
+                                        (8, 8), log.append)
+    expected = np.clip(problem.c.numpy()[0], 0.0, 1.0)
+    assert not stopped and steps <= 150 and x.min() >= 0.0 and x.max() <= 1.0
+    np.testing.assert_allclose(x, expected, atol=1e-3)
+    assert np.array_equal(x[expected == 0.0], expected[expected == 0.0])  # Held at the bound.
+    losses = [s.loss for s in log]
+    assert all(b <= a for a, b in zip(losses, losses[1:]))  # Armijo: never uphill.
