@@ -325,6 +325,8 @@ def _lbfgs(problem, config, start: Resume, size, callback):
     half of L-BFGS-B's.
     """
     shape = (1,) + start.image.shape
+    if start.step >= config.steps:
+        return start.image, start.total_step, False
 
     def fun(x):  # x: flat float32 -> (loss, parts, flat float32 gradient)
         loss, parts, grad = problem.value_and_grad(tf.constant(x.reshape(shape)))

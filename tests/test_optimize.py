@@ -134,3 +134,14 @@ def test_lbfgs_reaches_the_box_minimum_of_an_ill_conditioned_quadratic():
     assert np.array_equal(x[expected == 0.0], expected[expected == 0.0])  # Held at the bound.
     losses = [s.loss for s in log]
     assert all(b <= a for a, b in zip(losses, losses[1:]))  # Armijo: never uphill.
+
+
+def test_lbfgs_with_no_steps_left_evaluates_nothing():
+    class Unused:
+        def value_and_grad(self, x):
+            raise AssertionError("evaluated")
+
+    start = optimize.Resume(0, 5, 9, np.zeros((8, 8, 3), np.float32))
+    image, total, stopped = optimize._lbfgs(Unused(), optimize.OptimizeConfig(steps=5), start,
+                                            (8, 8), None)
+    assert image is start.image and total == 9 and not stopped
