@@ -109,7 +109,7 @@ def test_resume_continues_where_it_stopped(content_image, style_image, optimizer
 
 class _BoxQuadratic:
     """0.5 * sum(a (x - c)^2) over a (1, 8, 8, 3) "image": curvatures a from 1 to 1e3 (plain
-    gradient descent would need thousands of steps), a third of the minima c outside [0, 1].
+    gradient descent would need thousands of steps), half of the minima c outside [0, 1].
     In float64, so that the loss resolves the last steps."""
 
     def __init__(self):
