@@ -22,23 +22,23 @@ block5_conv2, forward and input gradient) and takes 0.80 s in bfloat16, 1.45 s i
 (about 320 and 180 GFLOP/s), so the gain has to come from fewer full-size evaluations.
 L-BFGS needs 214-309 of them to reach the tutorial's loss whatever the start. Variants timed
 with scipy's L-BFGS-B to the same target (one-off runs beside decoder training at nice 19;
-seconds, full-size iterations): defaults 295 (256); maxcor 5: 288 (275); maxcor 10: 321 (303); 200 coarse
-steps: 297 (235); coarse 128 then 256: 315 (271); 150 steps at 384 instead of 100 at 256:
-303 (214); no coarse scale: 308 (309); Charbonnier-smoothed TV, eps 0.01 / 0.003: 279 (245)
-/ 271 (236); the content's high frequencies added to the upsampled coarse image: 292 (255).
-The final loss is 45% content, 18% style, 37% TV. The slow part is the tail, not the start:
-from the coarse result the loss is at 2e7 after 7 full-size iterations, 6e6 after 55, and the
-last third of the loss takes 200. A better start cannot help much: the AdaIN engine's result
-has loss 1.36e8 (the photo 4.68e8), the upsampled coarse result 1.2e8. Neither gradient noise
-nor conditioning by frequency explains it: with float32 at full size L-BFGS needs the same 254
-iterations; L-BFGS over a four-level pyramid of the image (coarse levels weighted 2, 4, 8,
-pixels clipped into [0, 1] in the loss) was at 4.86e6 after 600; without the [0, 1] bounds it
-is reached in 258 with 4% of the pixels outside [0, 1], and clipping them multiplies the loss
-by 3.4. Nor does Adam suit the tail: from the L-BFGS image after 60 full-size steps (loss
-5.82e6), 100 more loss evaluations reach 4.36e6 with L-BFGS, 5.04e6 / 5.10e6 with Adam (lr
-0.005 / 0.002, beta1 0.9). The projected L-BFGS with 50 pairs instead of 20 is at 4.33e6
-instead of 4.39e6 after those 100: kept at 20, as 50 pairs of float32 images take 3.4 GB
-at 2048x1365 (20: 1.3 GB).
+seconds, full-size iterations): defaults 295 (256); maxcor 5: 288 (275); maxcor 10: 321
+(303); 200 coarse steps: 297 (235); coarse 128 then 256: 315 (271); 150 steps at 384 instead
+of 100 at 256: 303 (214); no coarse scale: 308 (309); Charbonnier-smoothed TV, eps 0.01 /
+0.003: 279 (245) / 271 (236); the content's high frequencies added to the upsampled coarse
+image: 292 (255). The final loss is 45% content, 18% style, 37% TV. The slow part is the
+tail, not the start: from the coarse result the loss is at 2e7 after 7 full-size iterations,
+6e6 after 55, and the last third of the loss takes 200. A better start cannot help much: the
+AdaIN engine's result has loss 1.36e8 (the photo 4.68e8), the upsampled coarse result 1.2e8.
+Neither gradient noise nor conditioning by frequency explains it: with float32 at full size
+L-BFGS needs the same 254 iterations; L-BFGS over a four-level pyramid of the image (coarse
+levels weighted 2, 4, 8, pixels clipped into [0, 1] in the loss) was at 4.86e6 after 600;
+without the [0, 1] bounds it is reached in 258 with 4% of the pixels outside [0, 1], and
+clipping them multiplies the loss by 3.4. Nor does Adam suit the tail: from the L-BFGS image
+after 60 full-size steps (loss 5.82e6), 100 more loss evaluations reach 4.36e6 with L-BFGS,
+5.04e6 / 5.10e6 with Adam (lr 0.005 / 0.002, beta1 0.9). The projected L-BFGS with 50 pairs
+instead of 20 is at 4.33e6 instead of 4.39e6 after those 100: kept at 20, as 50 pairs of
+float32 images take 3.4 GB at 2048x1365 (20: 1.3 GB).
 """
 
 import dataclasses

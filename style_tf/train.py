@@ -301,7 +301,8 @@ def main(argv) -> int:
             batch_size=f.batch_size, image_size=f.image_size, resize_to=f.resize_to,
             learning_rate=f.learning_rate, lr_decay=f.lr_decay, style_weight=f.style_weight,
             content_weight=f.content_weight, identity_weight=f.identity_weight,
-            strategy=f.strategy, tpu=f.tpu, precision=f.precision, save_every=f.save_every, log_every=f.log_every,
+            strategy=f.strategy, tpu=f.tpu, precision=f.precision, save_every=f.save_every,
+            log_every=f.log_every,
             style_balance=f.style_balance, style_upweight=tuple(upweight),
             init_decoder=f.init_decoder, seed=f.seed)
         train(config)
