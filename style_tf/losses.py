@@ -13,6 +13,9 @@ from keras import ops
 def gram_matrix(features, mask=None):
     """Gram matrix of features, divided by the number of (masked) positions.
 
+    The product runs in the features' own dtype (bfloat16 features stay bfloat16, the
+    engine's fast path; float32 stays float32) and returns float32.
+
     Args:
       features: (B, H, W, C).
       mask: optional (B, H, W, 1) weights in [0, 1]; the Gram of the masked region.
@@ -20,15 +23,29 @@ def gram_matrix(features, mask=None):
     Returns:
       (B, C, C) float32.
     """
-    features = ops.cast(features, "float32")
     shape = ops.shape(features)
     if mask is None:
         count = ops.cast(shape[1] * shape[2], "float32")
     else:
         mask = ops.cast(mask, "float32")
-        features = features * mask
+        features = features * ops.cast(mask, features.dtype)
         count = ops.maximum(ops.sum(mask, axis=(1, 2, 3)), 1.0)[:, None, None]
-    return ops.einsum("bijc,bijd->bcd", features, features) / count
+    return _gram_sum(ops.reshape(features, (shape[0], shape[1] * shape[2], shape[3]))) / count
+
+
+@ops.custom_gradient
+def _gram_sum(flat):
+    """F^T F of (B, N, C) `flat` as float32, with the gradient F (dG + dG^T): one matrix
+    product where differentiating F^T F as a product of two tensors takes two. With the
+    product in bfloat16 too, one loss-and-gradient evaluation of the engine at 512x340 takes
+    0.66 s instead of 0.77 s with the tutorial's float32 einsum (benchmarks/optimize.py)."""
+
+    def grad(*args, upstream=None):
+        upstream = args[0] if upstream is None else upstream
+        sym = upstream + ops.transpose(upstream, (0, 2, 1))
+        return ops.matmul(flat, ops.cast(sym, flat.dtype))
+
+    return ops.cast(ops.matmul(ops.transpose(flat, (0, 2, 1)), flat), "float32"), grad
 
 
 def mean_std(features, eps: float = 1e-5):

@@ -101,6 +101,8 @@ def scale_sizes(shape: tuple[int, int], max_dim: int, scales: tuple[int, ...]) -
 class Problem:
     """The loss of one scale: content/style targets computed once, a compiled loss and gradient."""
 
+    gram = staticmethod(losses.gram_matrix)  # (B, H, W, C) features, mask -> (B, C, C) float32.
+
     def __init__(self, model: keras.Model, config: OptimizeConfig, content: np.ndarray,
                  styles: list[np.ndarray], style_weights: list[float],
                  masks: list[np.ndarray] | None = None):
@@ -133,7 +135,7 @@ class Problem:
                                  for n in self.style_layer_weights} for m in masks]
 
     def _grams(self, features, masks=None):
-        return {n: losses.gram_matrix(features[n], None if masks is None else masks[n])
+        return {n: self.gram(features[n], None if masks is None else masks[n])
                 for n in self.style_layer_weights}
 
     def losses(self, image):
