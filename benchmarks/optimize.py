@@ -2,25 +2,41 @@
 
     python -m benchmarks.optimize [--tutorial_steps 1000] [--max_dim 512]
 
-On one held-out photo and painting (not in the repository; see benchmarks/heldout.txt):
-  1. the tutorial loop: float32 VGG19, Adam(lr 0.02, beta1 0.99, eps 0.1), clipped, at full size;
+On one held-out photo and painting (not in the repository; see benchmarks/heldout.txt), the
+style scaled to the content's longest side as both loops see it:
+  1. the tutorial loop: float32 VGG19, the tutorial's Gram (a float32 einsum), Adam(lr 0.02,
+     beta1 0.99, eps 0.1), clipped, at full size;
   2. this engine with its defaults, run until it reaches the tutorial loop's final loss;
-  3. ms per Adam step of both, interleaved, at full size.
-Both use the same loss (the tutorial's layers, weights and normalisation). Prints a table
+  3. ms per Adam step of both, interleaved, at full size;
+  4. ms per loss-and-gradient evaluation of the engine with and without XLA (`jit_compile`).
+Both use the same loss (the tutorial's layers, weights and normalisation). Prints tables
 with the ratios; the targets are time-to-loss <= 1/8 and Adam step <= 0.7x.
 
 Last run (2-core AMD EPYC with AVX512-BF16, decoder training paused; 2026-11-24): tutorial
-1396.9 s, this engine 233.6 s (100 L-BFGS steps at 256, 270 at 512): time-to-loss ratio
-0.167; Adam step 765 vs 1366 ms: 0.560. The L-BFGS is the engine's own projected L-BFGS
+1424.2 s, this engine 226.9 s (100 L-BFGS steps at 256, 298 at 512): time-to-loss ratio
+0.159; Adam step 665 vs 1380 ms: 0.482; one evaluation 677 ms (1548 ms with XLA) in
+bfloat16, 1281 ms (1589 ms) in float32. The run before the engine's Gram became one bfloat16
+product with its own gradient (losses.gram_matrix): 233.6 s (270 steps at 512), 0.167;
+Adam step 765 vs 1366 ms. Steps to the target vary between runs of the same code (bfloat16
+rounding sends L-BFGS along another path): a one-off A/B in one process the same day
+reached 3.915e6 in 212.4 s (266 steps at 512) with the Gram as a float32 product and in
+198.6 s (262 steps) as a bfloat16 one. The L-BFGS is the engine's own projected L-BFGS
 (optimize._lbfgs); against scipy's L-BFGS-B, which it replaced, in one process on the same
 pair: 269.7 s (244 steps at 512) -> 243.3 s (275 steps): more steps, each 0.15 s cheaper,
 since L-BFGS-B's own work was 0.16 s per step of 0.97 s here.
 
 Where the engine's time goes (2-core AMD EPYC with AVX512-BF16, this pair, 512x340): one
 loss-and-gradient evaluation is about 260 GFLOP (counted from the layer shapes: VGG19 to
-block5_conv2, forward and input gradient) and takes 0.80 s in bfloat16, 1.45 s in float32
-(about 320 and 180 GFLOP/s), so the gain has to come from fewer full-size evaluations.
-L-BFGS needs 214-309 of them to reach the tutorial's loss whatever the start. Variants timed
+block5_conv2, forward and input gradient) and took 0.80 s in bfloat16, 1.45 s in float32
+(about 320 and 180 GFLOP/s) while the Gram matrices were float32 einsums differentiated as
+products of two tensors (in a profile, 28% of the ops' time). As one product in the
+features' dtype with its own gradient: 0.66 s and 1.29 s, the convolutions near 440 GFLOP/s
+in bfloat16 and everything else 0.08 s, so the gain has to come from fewer full-size
+evaluations. Preconditioning L-BFGS's first Hessian guess by boosting the low
+frequencies (2x2 and 4x4 block means added with weight 1 or 3), or dropping held pixels
+from its memory (0.4% of pixels sit at a bound), changed the loss after 100 steps from the
+60-step image by < 1% (4.37e6 -> 4.34e6, 4.39e6, 4.39e6).
+L-BFGS needs 214-309 full-size evaluations to reach the tutorial's loss whatever the start. Variants timed
 with scipy's L-BFGS-B to the same target (one-off runs beside decoder training at nice 19;
 seconds, full-size iterations): defaults 295 (256); maxcor 5: 288 (275); maxcor 10: 321
 (303); 200 coarse steps: 297 (235); coarse 128 then 256: 315 (271); 150 steps at 384 instead
@@ -127,7 +143,6 @@ def engine_to_loss(content, style, target):
 def fp32_loss(content, style, image):
     """The tutorial objective, computed as the tutorial does, for an image (checks the bfloat16
     engine's claim)."""
-    style = optimize.style_at(style, image.shape[:2], optimize.OptimizeConfig())  # As the engine.
     problem = TutorialProblem(content, style)  # Named: the compiled method holds it weakly.
     return float(problem.value_and_grad(tf.constant(image[None]))[0])
 
@@ -143,10 +158,31 @@ def adam_ms(problem, content, steps):
     return 1000 * float(np.median(times))
 
 
+def eval_ms(problem, content, jit, steps):
+    """ms per loss-and-gradient evaluation, compiled by `tf.function` alone or by XLA too."""
+
+    def body(image):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            loss, _ = problem.losses(image)
+        return loss, tape.gradient(loss, image)
+
+    fn = tf.function(body, jit_compile=jit)
+    image = tf.constant(content[None])
+    float(fn(image)[0])  # Trace and compile.
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        float(fn(image)[0])
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
 def main(argv):
     del argv
     content = images.load_image(FLAGS.content, max_dim=FLAGS.max_dim)
-    style = images.load_image(FLAGS.style, max_dim=FLAGS.max_dim)
+    # Longest side that of the content, as the engine and the tutorial both scale it.
+    style = optimize.style_at(images.load_image(FLAGS.style), content.shape[:2], optimize.OptimizeConfig())
     print(f"content {Path(FLAGS.content).name} {content.shape[1]}x{content.shape[0]}, "
           f"style {Path(FLAGS.style).name}")
     target, tutorial_s, _ = tutorial_loop(content, style, FLAGS.tutorial_steps)
@@ -167,6 +203,12 @@ def main(argv):
           f"{ours_s / tutorial_s:.3f} | <= 0.125 |")
     print(f"| ms per Adam step at full size | {tut_ms:.0f} | {our_ms:.0f} | {our_ms / tut_ms:.3f} | <= 0.7 |")
     print(f"\nfloat32 loss of the engine's image: {check:.4g} (target {target:.4g})")
+    print("\n| ms per loss-and-gradient evaluation | tf.function | with XLA (jit_compile) |\n|---|---|---|")
+    for precision in ("bfloat16", "float32"):
+        config = optimize.OptimizeConfig(precision=precision)
+        problem = optimize.Problem(optimize.feature_model_for(config), config, content, [style], [1.0])
+        plain, xla = (eval_ms(problem, content, jit, FLAGS.timing_steps) for jit in (False, True))
+        print(f"| engine, {precision} | {plain:.0f} | {xla:.0f} |")
 
 
 if __name__ == "__main__":

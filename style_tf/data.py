@@ -142,6 +142,7 @@ def write_tfrecords(source: str, output_prefix: str, shards: int = 8) -> tuple[l
             for name in files[i::shards]:
                 data = tf.io.gfile.GFile(name, "rb").read()
                 feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))}
-                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+                example = tf.train.Example(features=tf.train.Features(feature=feature))
+                writer.write(example.SerializeToString())
         tf.io.gfile.rename(tmp, path, overwrite=True)
     return paths, skipped

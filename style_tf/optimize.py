@@ -2,9 +2,11 @@
 
 The image is the only variable. `tf.function` wraps the small loss/gradient and Adam step
 functions; the Python loop, progress, snapshots and file I/O stay outside (in stylize.py,
-through `callback`). Coarse-to-fine `scales` start each scale from the upsampled result of
-the previous one, which is how large outputs are reached quickly and without running out
-of memory.
+through `callback`). Not XLA: with `jit_compile=True` one evaluation at 512x340 takes 1.55 s
+instead of 0.68 s in bfloat16 and 1.59 s instead of 1.28 s in float32 on a 2-core AMD EPYC
+with AVX512-BF16 (oneDNN's convolutions are faster than XLA's on CPU; benchmarks/optimize.py).
+Coarse-to-fine `scales` start each scale from the upsampled result of the previous one,
+which is how large outputs are reached quickly and without running out of memory.
 """
 
 import dataclasses
