@@ -36,6 +36,12 @@ evaluations. Preconditioning L-BFGS's first Hessian guess by boosting the low
 frequencies (2x2 and 4x4 block means added with weight 1 or 3), or dropping held pixels
 from its memory (0.4% of pixels sit at a bound), changed the loss after 100 steps from the
 60-step image by < 1% (4.37e6 -> 4.34e6, 4.39e6, 4.39e6).
+Winograd's F(2x2, 3x3) convolution does 2.25x fewer multiplications, but TensorFlow has no
+such kernel. Built from its ops (one-off, one layer at block3's size, 128x85 with 256
+channels): its batched bfloat16 product takes 19 ms (the input gradient needs one more like
+it) where the direct convolution's forward and input gradient take 64 ms, but with the tile
+transforms (strided slices and their gradients) the layer took 380 ms (1230 against 72 ms at
+block1's size, 512x340 with 64 channels).
 L-BFGS needs 214-309 full-size evaluations to reach the tutorial's loss whatever the start. Variants timed
 with scipy's L-BFGS-B to the same target (one-off runs beside decoder training at nice 19;
 seconds, full-size iterations): defaults 295 (256); maxcor 5: 288 (275); maxcor 10: 321
