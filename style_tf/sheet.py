@@ -122,26 +122,31 @@ def run_cell(content: Path, style: Path, config: stylize.StylizeConfig, cache: P
 
 def compose(rows: list[list[tuple[np.ndarray, str]]], row_heads: list[np.ndarray],
             col_heads: list[tuple[np.ndarray | None, str]], cell: int) -> Image.Image:
-    """The grid: a header row (style thumbnails + titles), a head column (contents), cells."""
+    """The grid: a header row (style thumbnails + titles), a head column (contents), cells.
+
+    Columns are `cell` wide; each row is as tall as its tallest image, labels right under it."""
     font = ImageFont.load_default(size=12)
-    w = MARGIN + (cell + MARGIN) * (len(col_heads) + 1)
-    h = MARGIN + (cell + LABEL_HEIGHT + MARGIN) * (len(rows) + 1)
-    sheet = Image.new("RGB", (w, h), "white")
+
+    def thumb(image):
+        if image is None:
+            return None
+        return Image.fromarray(np.uint8(np.clip(images.resize(image, max_dim=cell), 0, 1) * 255))
+
+    table = [[(None, "")] + [(thumb(image), title) for image, title in col_heads]]
+    table += [[(thumb(head), "")] + [(thumb(image), label) for image, label in cells]
+              for head, cells in zip(row_heads, rows)]
+    heights = [max((t.height for t, _ in line if t is not None), default=0) for line in table]
+    sheet = Image.new("RGB", (MARGIN + (cell + MARGIN) * len(table[0]),
+                              MARGIN + sum(h + LABEL_HEIGHT + MARGIN for h in heights)), "white")
     draw = ImageDraw.Draw(sheet)
-
-    def put(image, text, col, row):
-        x, y = MARGIN + col * (cell + MARGIN), MARGIN + row * (cell + LABEL_HEIGHT + MARGIN)
-        if image is not None:
-            thumb = Image.fromarray(np.uint8(np.clip(images.resize(image, max_dim=cell), 0, 1) * 255))
-            sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
-        draw.multiline_text((x + 2, y + cell + 3), text, fill="black", font=font, spacing=2)
-
-    for c, (image, title) in enumerate(col_heads, start=1):
-        put(image, title, c, 0)
-    for r, (head, cells) in enumerate(zip(row_heads, rows), start=1):
-        put(head, "", 0, r)
-        for c, (image, label) in enumerate(cells, start=1):
-            put(image, label, c, r)
+    y = MARGIN
+    for line, height in zip(table, heights):
+        for col, (t, text) in enumerate(line):
+            x = MARGIN + col * (cell + MARGIN)
+            if t is not None:
+                sheet.paste(t, (x + (cell - t.width) // 2, y + (height - t.height) // 2))
+            draw.multiline_text((x + 2, y + height + 3), text, fill="black", font=font, spacing=2)
+        y += height + LABEL_HEIGHT + MARGIN
     return sheet
 
 

@@ -1,8 +1,9 @@
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from style_tf import sheet, stylize
+from style_tf import images, sheet, stylize
 from style_tf.errors import StyleError
 
 C = stylize.EXAMPLES / "content"
@@ -17,14 +18,28 @@ def test_grid_and_cache(tmp_path):
     sweep = sheet.parse_sweep("style_weight=1e-3,1e-1")
     out = sheet.make_sheet(contents, styles, base, sweep, tmp_path / "sheet.png", tmp_path / "cache")
     img = Image.open(out)
-    cols, rows = 1 + 2, 1 + 2  # Head column + 2 sweep values; header row + 2 contents.
+    cols = 1 + 2  # Head column + 2 sweep values.
+    heights = [images.load_image(p, max_dim=32).shape[0] for p in styles + contents]  # Each row's.
     assert img.size == (sheet.MARGIN + cols * (32 + sheet.MARGIN),
-                        sheet.MARGIN + rows * (32 + sheet.LABEL_HEIGHT + sheet.MARGIN))
+                        sheet.MARGIN + sum(h + sheet.LABEL_HEIGHT + sheet.MARGIN for h in heights))
     cached = sorted((tmp_path / "cache").iterdir())
     assert len(cached) == 8  # 4 cells x (png + json)
     stamps = {p: p.stat().st_mtime_ns for p in cached}
     sheet.make_sheet(contents, styles, base, sweep, tmp_path / "sheet2.png", tmp_path / "cache")
     assert {p: p.stat().st_mtime_ns for p in cached} == stamps  # Reused, not recomputed.
+
+
+def test_rows_as_tall_as_their_tallest_image():
+    wide, half, white = np.zeros((10, 40, 3)), np.zeros((20, 40, 3)), np.ones((40, 40, 3))
+    img = sheet.compose([[(wide, "a"), (half, "b")]], [wide], [(white, "s1"), (None, "s2")], cell=40)
+    m, label = sheet.MARGIN, sheet.LABEL_HEIGHT
+    assert img.size == (m + 3 * (40 + m), m + (40 + label + m) + (20 + label + m))
+    pixels = np.asarray(img)
+    top = m + 40 + label + m  # The content row starts here; its tallest image is 20 high.
+    x = m + 2 * (40 + m)  # The 20x40 cell.
+    assert pixels[top:top + 20, x:x + 40].max() == 0  # The black image fills the row's height,
+    assert pixels[top + 20:top + 22, x:x + 40].min() == 255  # then white, then its label.
+    assert pixels[top + 20:top + label, x:x + 40].min() == 0
 
 
 def test_sweep_parsing():
