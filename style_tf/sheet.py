@@ -33,6 +33,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("max_dim", 256, "Longest side of each stylized image.")
     flags.DEFINE_integer("cell", None, "Longest side of each image as shown (default max_dim).")
     flags.DEFINE_integer("steps", None, "Optimize steps per scale (default: the engine's).")
+    flags.DEFINE_string("decoder_weights", "bundled", "AdaIN decoder: bundled, or a .weights.h5 file.")
     flags.DEFINE_string("output", "sheet.png", "The contact sheet PNG.")
     flags.DEFINE_string("cache", ".sheet_cache", "Folder of cached cells.")
 
@@ -93,7 +94,10 @@ def _key(content: Path, style: Path, config: stylize.StylizeConfig) -> str:
     for p in (content, style):
         digest.update(hashlib.sha256(p.read_bytes()).digest())
     if config.method == "adain":  # A retrained decoder must not reuse the old cells.
-        digest.update(hashlib.sha256(adain.decoder_path(config.adain.decoder_weights).read_bytes()).digest())
+        decoder = adain.decoder_path(config.adain.decoder_weights)
+        if not decoder.is_file():
+            raise StyleError(f"{decoder}: decoder weights not found")
+        digest.update(hashlib.sha256(decoder.read_bytes()).digest())
     settings = dataclasses.replace(config, content="", styles=("",), output="", progress=False)
     digest.update(repr(settings).encode())
     engine = config.adain if config.method == "adain" else config.optimize
@@ -181,7 +185,8 @@ def make_sheet(contents: list[Path], styles: list[Path], base: stylize.StylizeCo
 def main(argv) -> int:
     del argv
     f = flags.FLAGS
-    base = stylize.StylizeConfig(method=f.method, max_dim=f.max_dim, progress=False)
+    base = stylize.StylizeConfig(method=f.method, max_dim=f.max_dim, progress=False,
+                                 adain=stylize.AdainConfig(decoder_weights=f.decoder_weights))
     if f.steps is not None:
         base = dataclasses.replace(base, optimize=dataclasses.replace(base.optimize, steps=f.steps))
     out = make_sheet(expand(f.contents), expand(f.styles), base, parse_sweep(f.sweep),
