@@ -7,7 +7,8 @@ Stylizes each held-out photo with a held-out artwork using the method's defaults
 metrics.py's relative style and content distances per pair with their mean:
 `gram_relative` / `meanstd_relative` (result's style distance over the content image's own;
 the optimize target is <= 0.05 for Gram, the AdaIN one <= 0.30 for mean/std) and
-`content_relative` (0 = the content's block5_conv2 features, 1 = as far as the style image).
+`content_relative` (0 = the content's block5_conv2 features, 1 = as far as the style image),
+and `grid` (metrics.grid_artifact: about 1 when no regular 8-pixel grid shows).
 """
 
 import dataclasses
@@ -51,14 +52,14 @@ def main(argv):
                                       images.load_image(out))
             rows.append((f"{content.name} x {style.name}", report, result.seconds))
     print(f"\nmethod {FLAGS.method}, {FLAGS.max_dim} px, defaults\n")
-    print("| pair | gram_relative | meanstd_relative | content_relative | ssim | seconds |")
-    print("|---|---|---|---|---|---|")
+    print("| pair | gram_relative | meanstd_relative | content_relative | ssim | grid | seconds |")
+    print("|---|---|---|---|---|---|---|")
     for name, r, s in rows:
         print(f"| {name} | {r.gram_relative:.4f} | {r.meanstd_relative:.4f} | "
-              f"{r.content_relative:.4f} | {r.ssim:.3f} | {s:.0f} |")
+              f"{r.content_relative:.4f} | {r.ssim:.3f} | {r.grid:.2f} | {s:.0f} |")
     mean = lambda k: np.mean([getattr(r, k) for _, r, _ in rows])  # noqa: E731
     print(f"| mean | {mean('gram_relative'):.4f} | {mean('meanstd_relative'):.4f} | "
-          f"{mean('content_relative'):.4f} | {mean('ssim'):.3f} | |")
+          f"{mean('content_relative'):.4f} | {mean('ssim'):.3f} | {mean('grid'):.2f} | |")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ anchors that make them readable without knowing VGG's scale:
 - `content_relative`: feature distance of the result to the content at `content_layer`,
   divided by the style image's distance to the content (0 = the content's features,
   1 = as far as the style image).
+- `grid`: how strongly a regular 8-pixel grid shows in the result (`grid_artifact`; about 1
+  when none does), the trace a decoder's three 2x upsamplings can leave.
 """
 
 import dataclasses
@@ -38,6 +40,7 @@ class Report:
     mse: float
     mae: float
     color_histogram: float  # Distance of the result's colour histogram to the style's, 0..1.
+    grid: float  # grid_artifact() of the result.
 
     def rows(self) -> list[tuple[str, float]]:
         return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
@@ -81,6 +84,26 @@ def color_histogram_distance(a: np.ndarray, b: np.ndarray, bins: int = 32) -> fl
     return total / 3
 
 
+def grid_artifact(image: np.ndarray, period: int = 8) -> float:
+    """Spectral power of the luminance at the harmonics of a `period`-pixel grid (periods 8,
+    4, 8/3 and 2 for 8) over the median power of nearby frequencies, averaged over the
+    harmonics and both axes. About 1 where no grid shows; NaN for images too small to tell
+    (under 16 periods a side)."""
+    y = np.asarray(image, np.float64)[..., :3] @ np.array([0.299, 0.587, 0.114])
+    y = (y - y.mean()) * np.outer(np.hanning(y.shape[0]), np.hanning(y.shape[1]))
+    ratios = []
+    for axis in (0, 1):
+        n = y.shape[axis]
+        if n < 16 * period:
+            return float("nan")
+        power = np.mean(np.abs(np.fft.rfft(y, axis=axis)) ** 2, axis=1 - axis)  # By frequency.
+        for harmonic in range(1, period // 2 + 1):
+            k = round(harmonic * n / period)
+            near = np.r_[power[max(k - 8, 1):k - 2], power[k + 3:k + 9]]
+            ratios.append(power[k - 1:k + 2].max() / max(np.median(near), 1e-30))
+    return float(np.mean(ratios))
+
+
 def evaluate(model: keras.Model, content: np.ndarray, style: np.ndarray,
              stylized: np.ndarray) -> Report:
     """Measures a stylized image against its content and style.
@@ -107,7 +130,7 @@ def evaluate(model: keras.Model, content: np.ndarray, style: np.ndarray,
         ssim=float(tf.image.ssim(x, c, max_val=1.0)[0]),
         psnr=psnr(stylized, content),
         mse=float(np.mean((stylized - content) ** 2)), mae=float(np.mean(np.abs(stylized - content))),
-        color_histogram=color_histogram_distance(stylized, style))
+        color_histogram=color_histogram_distance(stylized, style), grid=grid_artifact(stylized))
 
 
 def style_similarity(model: keras.Model, a: np.ndarray, b: np.ndarray) -> float:

@@ -32,6 +32,17 @@ def test_style_similarity_is_symmetric_and_one_on_itself(model, content_image, s
     assert ab == pytest.approx(ba, rel=1e-5) and ab < 0.99
 
 
+def test_grid_artifact_sees_an_eight_pixel_grid_and_not_a_photo():
+    photo = metrics.images.load_image(EXAMPLES / "content" / "machuPicchu.jpg", max_dim=512)
+    assert 0.8 < metrics.grid_artifact(photo) < 1.2
+    y, x = np.mgrid[:photo.shape[0], :photo.shape[1]]
+    grid = 0.05 * ((y % 8 == 0) | (x % 8 == 0))[..., None]  # Faint lines, every 8 pixels.
+    assert metrics.grid_artifact(np.clip(photo + grid, 0, 1)) > 3
+    shifted = 0.05 * ((y % 7 == 0) | (x % 7 == 0))[..., None]  # Another period: not this grid.
+    assert metrics.grid_artifact(np.clip(photo + shifted, 0, 1)) < 1.5
+    assert np.isnan(metrics.grid_artifact(photo[:100]))  # Under 16 periods high.
+
+
 def test_color_histogram_distance():
     black, white = np.zeros((4, 4, 3)), np.ones((4, 4, 3))
     assert metrics.color_histogram_distance(black, black) == 0.0
