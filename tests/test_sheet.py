@@ -62,7 +62,8 @@ def test_cache_key_follows_the_decoder_file(tmp_path):
                for p in (first, second, first)]
     keys = [sheet._key(C / "chelsea.png", S / "kandinky.png", c) for c in configs]
     assert keys[0] != keys[1] and keys[0] == keys[2]
-    missing = stylize.StylizeConfig(method="adain", adain=stylize.AdainConfig(decoder_weights=str(tmp_path / "no")))
+    missing = stylize.StylizeConfig(method="adain",
+                                    adain=stylize.AdainConfig(decoder_weights=str(tmp_path / "no")))
     with pytest.raises(StyleError, match="decoder weights not found"):
         sheet._key(C / "chelsea.png", S / "kandinky.png", missing)
 
