@@ -10,7 +10,6 @@ equals AdaIN with the weighted sum of style vectors, which is what the phone mod
 """
 
 import hashlib
-import os
 from pathlib import Path
 
 import keras
@@ -125,9 +124,8 @@ def load_decoder(path, dtype: str | None = None) -> keras.Model:
     Raises:
       StyleError: the file is missing or does not hold this decoder's weights.
     """
+    path = decoder_path(str(path))
     model = decoder(dtype)
-    if not os.path.isfile(path):
-        raise StyleError(f"{path}: decoder weights not found")
     try:
         model.load_weights(path)
     except (ValueError, OSError, KeyError) as e:
@@ -209,12 +207,19 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
     return total, parts, stylized
 
 
-def decoder_path(weights: str = "bundled"):
+def decoder_path(weights: str = "bundled") -> Path:
     """The file of `weights`: "bundled" is models/adain_decoder.weights.h5 (see
-    models/MODELS.md for how it was trained), anything else a path."""
+    models/MODELS.md for how it was trained), anything else a path.
+
+    Raises:
+      StyleError: there is no such file.
+    """
     from style_tf.weights import models_dir
 
-    return models_dir() / "adain_decoder.weights.h5" if weights == "bundled" else Path(weights)
+    path = models_dir() / "adain_decoder.weights.h5" if weights == "bundled" else Path(weights)
+    if not path.is_file():
+        raise StyleError(f"{path}: decoder weights not found")
+    return path
 
 
 class Stylizer:

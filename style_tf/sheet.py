@@ -94,10 +94,7 @@ def _key(content: Path, style: Path, config: stylize.StylizeConfig) -> str:
     for p in (content, style):
         digest.update(hashlib.sha256(p.read_bytes()).digest())
     if config.method == "adain":  # A retrained decoder must not reuse the old cells.
-        decoder = adain.decoder_path(config.adain.decoder_weights)
-        if not decoder.is_file():
-            raise StyleError(f"{decoder}: decoder weights not found")
-        digest.update(hashlib.sha256(decoder.read_bytes()).digest())
+        digest.update(hashlib.sha256(adain.decoder_path(config.adain.decoder_weights).read_bytes()).digest())
     settings = dataclasses.replace(config, content="", styles=("",), output="", progress=False)
     digest.update(repr(settings).encode())
     engine = config.adain if config.method == "adain" else config.optimize

@@ -225,7 +225,7 @@ class _Engine:
         else:
             a = config.adain
             path = adain.decoder_path(a.decoder_weights)
-            stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+            stamp = (path.stat().st_mtime_ns, path.stat().st_size)
             self.stylizer = _stylizer(a.decoder_weights, a.precision, stamp)
 
     def run(self, content, styles, masks, out_path: Path, interrupt: _Interrupt, result: Result):
