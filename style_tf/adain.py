@@ -171,7 +171,7 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
 
 def training_losses(enc: keras.Model, dec: keras.Model, content, style,
                     content_weight: float = 1.0, style_weight: float = 10.0,
-                    identity_weight: float = 0.0):
+                    identity_weight: float = 0.0, grid_weight: float = 0.0):
     """The AdaIN training objective for one batch (shared by training and evaluation).
 
     Args:
@@ -181,10 +181,12 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
       identity_weight: weight of an identity term (not in the paper): the mean absolute pixel
         error of the decoder on the plain content features of the first half of the batch
         (alpha 0); with it the decoder paints less texture where the features ask for none.
+      grid_weight: weight of `losses.grid_loss` on the stylized images (not in the paper): it
+        asks the decoder not to lay its texture on the 8-pixel grid of its upsampling.
 
     Returns:
-      (total loss, {"content": ..., "style": ..., "style/<layer>": ..., "identity": ...},
-      stylized images).
+      (total loss, {"content": ..., "style": ..., "style/<layer>": ..., "identity": ...,
+      "grid": ...}, stylized images).
     """
     c_feats = enc(content)
     s_feats = enc(style)
@@ -204,6 +206,9 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
     if identity_weight:
         parts["identity"] = ops.mean(ops.abs(rebuilt - ops.cast(content[:half], "float32")))
         total = total + identity_weight * parts["identity"]
+    if grid_weight:
+        parts["grid"] = losses.grid_loss(stylized)
+        total = total + grid_weight * parts["grid"]
     return total, parts, stylized
 
 

@@ -7,7 +7,9 @@ by 1/replicas so the summed gradients are those of the global batch mean.
 
 Checkpoints (tf.train.CheckpointManager) go to `<model_dir>/ckpt`; a restart with the same
 `--model_dir` resumes. TensorBoard scalars and images go to `<model_dir>/train`, a CSV log
-to `<model_dir>/log.csv`, and the decoder to `<model_dir>/decoder.weights.h5` on every save.
+to `<model_dir>/log.csv`, and on every save the decoder to `<model_dir>/decoder.weights.h5`:
+the exponential moving average of its weights (`ema_decay`; the last step's weights go to
+`decoder_last.weights.h5`), or with `ema_decay` 0 the last step's.
 """
 
 import dataclasses
@@ -42,6 +44,8 @@ class TrainConfig:
     style_weight: float = 10.0
     content_weight: float = 1.0
     identity_weight: float = 0.0  # Pixel reconstruction at alpha 0 (not in the paper); 0 is off.
+    grid_weight: float = 0.0  # losses.grid_loss on the stylized batch (not in the paper); 0 is off.
+    ema_decay: float = 0.999  # Moving average of the decoder weights per step; 0 is off.
     strategy: str = "auto"  # auto | default | mirrored | tpu.
     tpu: str | None = None  # TPU name, or "local" for a Colab TPU.
     precision: str = "auto"  # auto (bfloat16 on TPUs and CPUs with AMX/AVX512-BF16) | bfloat16 | float32.
@@ -56,9 +60,11 @@ class TrainConfig:
         for name in ("steps", "batch_size", "image_size", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise StyleError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("style_weight", "content_weight", "identity_weight"):
+        for name in ("style_weight", "content_weight", "identity_weight", "grid_weight"):
             if getattr(self, name) < 0:
                 raise StyleError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise StyleError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.image_size % 8:
             raise StyleError(f"image_size must be a multiple of 8, got {self.image_size}")
         if self.strategy not in ("auto", "default", "mirrored", "tpu"):
@@ -97,8 +103,13 @@ class Trainer:
                 config.learning_rate, decay_steps=1, decay_rate=config.lr_decay)
             self.optimizer = keras.optimizers.Adam(schedule)
             self.optimizer.build(self.decoder.trainable_variables)
+            self.average = (WeightAverage(self.decoder.trainable_variables, config.ema_decay)
+                            if config.ema_decay else None)
         self.schedule = schedule
+        self.export = adain.decoder()  # Float32, outside the strategy: what the files hold.
         self.checkpoint = tf.train.Checkpoint(decoder=self.decoder, optimizer=self.optimizer)
+        if self.average:
+            self.checkpoint.average = self.average
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(config.model_dir, "ckpt"), max_to_keep=3)
 
@@ -108,8 +119,13 @@ class Trainer:
 
     def restore(self) -> int:
         """Resumes from the latest checkpoint (or the init decoder); returns the step."""
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        path = self.manager.latest_checkpoint
+        if path:
+            checkpoint = self.checkpoint
+            if self.average and not any(n.startswith("average/") for n, _ in tf.train.list_variables(path)):
+                checkpoint = tf.train.Checkpoint(decoder=self.decoder, optimizer=self.optimizer)
+                logging.info("the checkpoint has no weight average; it starts here")
+            checkpoint.restore(path).assert_existing_objects_matched()
             logging.info("resumed from step %d", self.step)
         elif self.config.init_decoder:
             self.decoder.load_weights(self.config.init_decoder)
@@ -126,7 +142,7 @@ class Trainer:
             with tf.GradientTape() as tape:
                 loss, parts, _ = adain.training_losses(self.encoder, self.decoder, content, style,
                                                        c.content_weight, c.style_weight,
-                                                       c.identity_weight)
+                                                       c.identity_weight, c.grid_weight)
                 scaled = loss / replicas  # Gradients are summed across replicas.
             variables = self.decoder.trainable_variables
             grads = tape.gradient(scaled, variables)
@@ -137,18 +153,47 @@ class Trainer:
 
         content, style = next(iterator)
         parts = self.strategy.run(step_fn, args=(content, style))
+        if self.average:  # Cross-replica context: updates every replica's copy alike.
+            self.average.update(self.decoder.trainable_variables)
         mean = tf.distribute.ReduceOp.MEAN
         out = {k: self.strategy.reduce(mean, v, axis=None) for k, v in parts.items() if k != "batch"}
         out["batch"] = self.strategy.reduce(tf.distribute.ReduceOp.SUM, parts["batch"], axis=None)
         return out
 
     def save(self) -> None:
-        """Checkpoint plus decoder.weights.h5 (written to a temporary file, then renamed)."""
+        """Checkpoint plus the decoder files (each written to a temporary file, then renamed)."""
         self.manager.save(checkpoint_number=self.step)
-        path = os.path.join(self.config.model_dir, "decoder.weights.h5")
-        tmp = os.path.join(self.config.model_dir, ".tmp-decoder.weights.h5")
-        self.decoder.save_weights(tmp)
-        os.replace(tmp, path)
+        last = [v.numpy() for v in self.decoder.trainable_variables]
+        files = {"decoder.weights.h5": last}
+        if self.average:
+            files = {"decoder.weights.h5": self.average.values(), "decoder_last.weights.h5": last}
+        for name, values in files.items():
+            for variable, value in zip(self.export.trainable_variables, values):
+                variable.assign(value)
+            tmp = os.path.join(self.config.model_dir, ".tmp-" + name)
+            self.export.save_weights(tmp)
+            os.replace(tmp, os.path.join(self.config.model_dir, name))
+
+
+class WeightAverage(tf.Module):
+    """Exponential moving average of variables, corrected for its zero start as Adam's moments
+    are, so that it is a weighted mean of the steps it has seen (a run resumed from a checkpoint
+    without one starts it there)."""
+
+    def __init__(self, variables, decay: float):
+        super().__init__()
+        self.decay = decay
+        self.sums = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in variables]
+        self.count = tf.Variable(0.0, trainable=False)
+
+    def update(self, variables) -> None:
+        for s, v in zip(self.sums, variables):
+            s.assign(self.decay * s + (1.0 - self.decay) * v.value)
+        self.count.assign_add(1.0)
+
+    def values(self) -> list[np.ndarray]:
+        weight = 1.0 - self.decay ** max(float(self.count.numpy()), 1.0)
+        return [s.numpy() / weight for s in self.sums]
 
 
 def datasets(config: TrainConfig, global_batch: int):
@@ -264,6 +309,10 @@ def _define_flags() -> None:
     flags.DEFINE_float("content_weight", defaults.content_weight, "Weight of the content loss.")
     flags.DEFINE_float("identity_weight", defaults.identity_weight,
                        "Weight of the pixel reconstruction (alpha 0) of half the batch; 0: off.")
+    flags.DEFINE_float("grid_weight", defaults.grid_weight,
+                       "Weight of the penalty on an 8-pixel grid in the stylized batch; 0: off.")
+    flags.DEFINE_float("ema_decay", defaults.ema_decay,
+                       "Per-step decay of the moving average of the decoder weights; 0: off.")
     flags.DEFINE_enum("strategy", defaults.strategy, ["auto", "default", "mirrored", "tpu"],
                       "Distribution strategy.")
     flags.DEFINE_string("tpu", None, "TPU name, or 'local' for a Colab TPU.")
@@ -301,6 +350,7 @@ def main(argv) -> int:
             batch_size=f.batch_size, image_size=f.image_size, resize_to=f.resize_to,
             learning_rate=f.learning_rate, lr_decay=f.lr_decay, style_weight=f.style_weight,
             content_weight=f.content_weight, identity_weight=f.identity_weight,
+            grid_weight=f.grid_weight, ema_decay=f.ema_decay,
             strategy=f.strategy, tpu=f.tpu, precision=f.precision, save_every=f.save_every,
             log_every=f.log_every,
             style_balance=f.style_balance, style_upweight=tuple(upweight),

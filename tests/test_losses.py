@@ -72,3 +72,22 @@ def test_mean_std_and_mean_std_loss():
     np.testing.assert_allclose(std.numpy()[:, 0, 0], f.numpy().std((1, 2)), rtol=1e-3)
     assert float(losses.mean_std_loss({"a": f}, {"a": f})[0]) == 0.0
     assert float(losses.mean_std_loss({"a": f}, {"a": f * 2})[0]) > 1.0
+
+
+def test_grid_loss_sees_an_eight_pixel_grid_and_pushes_it_down():
+    from style_tf.stylize import EXAMPLES
+    from style_tf import images
+
+    photos = np.stack([images.load_image(EXAMPLES / "content" / name, max_dim=512)[:256, :256]
+                       for name in ("machuPicchu.jpg", "chelsea.png")]).astype(np.float32)
+    assert float(losses.grid_loss(photos)) < 0.1
+    y, x = np.mgrid[:256, :256]
+    grid = 0.05 * ((y % 8 == 0) | (x % 8 == 0))[..., None].astype(np.float32)  # Faint lines.
+    assert float(losses.grid_loss(photos + grid)) > 1.0
+    assert float(losses.grid_loss(photos + np.roll(grid, 3, axis=(0, 1)))) > 1.0  # Any phase.
+    other = 0.05 * ((y % 7 == 0) | (x % 7 == 0))[..., None].astype(np.float32)
+    assert float(losses.grid_loss(photos + other)) < 0.2  # Another period: not this grid.
+    strength = tf.Variable(1.0)
+    with tf.GradientTape() as tape:
+        loss = losses.grid_loss(photos + strength * grid)
+    assert float(tape.gradient(loss, strength)) > 0  # Less grid, less loss.

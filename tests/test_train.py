@@ -54,7 +54,8 @@ def test_mirrored_training_splits_batch_loss_falls_and_resumes(folders, tmp_path
     content, style = np.random.default_rng(1).random((2, 2, 32, 32, 3), dtype=np.float32)
     before = float(adain.training_losses(enc, init, content, style)[0])
     assert float(adain.training_losses(enc, trained, content, style)[0]) < before
-    assert (model_dir / "decoder.weights.h5").is_file()
+    last = adain.load_decoder(model_dir / "decoder_last.weights.h5")  # The average's last step.
+    assert not np.allclose(last.get_weights()[0], trained.get_weights()[0])
     assert any("2 replicas" in m for m in caplog.messages)
     caplog.clear()
     train.train(_config(folders, model_dir, steps=6, identity_weight=1.0))  # A term added on resume.
@@ -62,11 +63,28 @@ def test_mirrored_training_splits_batch_loss_falls_and_resumes(folders, tmp_path
     rows = _log(model_dir)
     assert [int(r["step"]) for r in rows][-2:] == [5, 6]
     assert all(None not in r and float(r["total"]) > 0 for r in rows)  # The file's columns kept.
-    other = tmp_path / "dropped"  # A run begun with the term, resumed without it.
-    train.train(_config(folders, other, steps=2, identity_weight=1.0))
+    other = tmp_path / "dropped"  # A run begun with the term and no average, resumed without
+    train.train(_config(folders, other, steps=2, identity_weight=1.0, ema_decay=0.0))  # and with.
+    assert not (other / "decoder_last.weights.h5").exists()
+    caplog.clear()
     train.train(_config(folders, other, steps=3))
     rows = _log(other)
     assert [int(r["step"]) for r in rows] == [1, 2, 3] and rows[2]["identity"] == ""
+    assert any("no weight average; it starts here" in m for m in caplog.messages)
+    # One step averaged: the average is that step's weights.
+    averaged, last = (adain.load_decoder(other / f"decoder{name}.weights.h5").get_weights()[0]
+                      for name in ("", "_last"))
+    np.testing.assert_allclose(averaged, last, rtol=1e-5, atol=1e-7)
+
+
+def test_weight_average_is_a_mean_of_the_steps_seen():
+    weights = tf.Variable([0.0, 0.0])
+    average = train.WeightAverage([weights], decay=0.5)
+    for value in ([1.0, 2.0], [3.0, 6.0]):
+        weights.assign(value)
+        average.update([keras.Variable(weights)])
+    # Weights 0.5 and 1 for the two steps: (0.5 * 1 + 3) / 1.5.
+    np.testing.assert_allclose(average.values()[0], [7 / 3, 14 / 3], rtol=1e-6)
 
 
 def test_strategy_choices():
