@@ -36,6 +36,13 @@ evaluations. Preconditioning L-BFGS's first Hessian guess by boosting the low
 frequencies (2x2 and 4x4 block means added with weight 1 or 3), or dropping held pixels
 from its memory (0.4% of pixels sit at a bound), changed the loss after 100 steps from the
 60-step image by < 1% (4.37e6 -> 4.34e6, 4.39e6, 4.39e6).
+The curvature does vary by frequency and colour: v.Hv / v.v for random images v of one
+octave band and one colour axis (gradient differences, float32, at the image after 100 coarse
+and 30 full-size steps) runs from 800 (luminance below 1/128 cycle per pixel) to 53,000
+(red-green chroma at 1/32-1/16), and high-frequency chroma (above 1/4) is 14 without the TV
+term, 2,400 with it. Yet H0 set to the inverse of that table (applied by FFT in a
+luminance/chroma basis, scaled by s.y / y.H0 y) left the loss 100 steps on at 4.64e6 against
+4.67e6 without it (2026-11-25): the spread across bands is not what slows the tail.
 Winograd's F(2x2, 3x3) convolution does 2.25x fewer multiplications, but TensorFlow has no
 such kernel. Built from its ops (one-off, one layer at block3's size, 128x85 with 256
 channels): its batched bfloat16 product takes 19 ms (the input gradient needs one more like
