@@ -255,15 +255,22 @@ def _log(model_dir: str, writer, step: int, values: dict[str, float]) -> None:
             if name != "batch":
                 tf.summary.scalar(name, value)
     path = os.path.join(model_dir, "log.csv")
-    new = not tf.io.gfile.exists(path)
-    columns = sorted(values)
-    if not new:  # A resumed run keeps the file's columns, whatever loss terms it has now.
+    columns, lines = [], []
+    if tf.io.gfile.exists(path):  # A resumed run keeps the file's columns and adds new ones.
         with tf.io.gfile.GFile(path) as f:
-            columns = f.readline().strip().split(",")[1:]
-    with tf.io.gfile.GFile(path, "a") as f:
-        if new:
-            f.write(",".join(["step"] + columns) + "\n")
-        f.write(",".join([str(step)] + [f"{values[n]:.6g}" if n in values else "" for n in columns]) + "\n")
+            lines = f.read().splitlines()
+        columns = lines[0].split(",")[1:]
+    added = sorted(set(values) - set(columns))
+    row = ",".join([str(step)] + [f"{values[n]:.6g}" if n in values else "" for n in columns + added])
+    if added:  # Rewritten whole, earlier rows blank in the new columns, then swapped in.
+        text = "\n".join([",".join(["step"] + columns + added)]
+                         + [line + "," * len(added) for line in lines[1:]] + [row]) + "\n"
+        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    else:
+        with tf.io.gfile.GFile(path, "a") as f:
+            f.write(row + "\n")
     logging.info("step %d: %s", step, ", ".join(f"{n} {values[n]:.4g}" for n in sorted(values)))
 
 

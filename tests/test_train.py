@@ -62,7 +62,8 @@ def test_mirrored_training_splits_batch_loss_falls_and_resumes(folders, tmp_path
     assert any("resumed from step 4" in m for m in caplog.messages)
     rows = _log(model_dir)
     assert [int(r["step"]) for r in rows][-2:] == [5, 6]
-    assert all(None not in r and float(r["total"]) > 0 for r in rows)  # The file's columns kept.
+    assert all(None not in r and float(r["total"]) > 0 for r in rows)  # One column per name.
+    assert [r["identity"] != "" for r in rows] == [False] * 4 + [True] * 2  # The new term kept.
     other = tmp_path / "dropped"  # A run begun with the term and no average, resumed without
     train.train(_config(folders, other, steps=2, identity_weight=1.0, ema_decay=0.0))  # and with.
     assert not (other / "decoder_last.weights.h5").exists()
