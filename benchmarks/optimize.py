@@ -43,6 +43,10 @@ and 30 full-size steps) runs from 800 (luminance below 1/128 cycle per pixel) to
 term, 2,400 with it. Yet H0 set to the inverse of that table (applied by FFT in a
 luminance/chroma basis, scaled by s.y / y.H0 y) left the loss 100 steps on at 4.64e6 against
 4.67e6 without it (2026-11-25): the spread across bands is not what slows the tail.
+Nor are the TV term's kinks the main cause: at 256x170, where TV is 8% of the loss (not 37%),
+L-BFGS from the content has the same slow tail (1.26e7 after 50 steps, 8.89e6 after 100,
+7.15e6 after 200, 6.64e6 after 300, 6.43e6 when its line search gave up at 394), so a
+proximal step that treats TV exactly would leave most of it.
 Winograd's F(2x2, 3x3) convolution does 2.25x fewer multiplications, but TensorFlow has no
 such kernel. Built from its ops (one-off, one layer at block3's size, 128x85 with 256
 channels): its batched bfloat16 product takes 19 ms (the input gradient needs one more like
