@@ -255,16 +255,17 @@ def _log(model_dir: str, writer, step: int, values: dict[str, float]) -> None:
             if name != "batch":
                 tf.summary.scalar(name, value)
     path = os.path.join(model_dir, "log.csv")
-    columns, lines = [], []
+    columns, rows = [], []
     if tf.io.gfile.exists(path):  # A resumed run keeps the file's columns and adds new ones.
         with tf.io.gfile.GFile(path) as f:
-            lines = f.read().splitlines()
-        columns = lines[0].split(",")[1:]
+            columns = f.readline().strip().split(",")[1:]
     added = sorted(set(values) - set(columns))
     row = ",".join([str(step)] + [f"{values[n]:.6g}" if n in values else "" for n in columns + added])
     if added:  # Rewritten whole, earlier rows blank in the new columns, then swapped in.
-        text = "\n".join([",".join(["step"] + columns + added)]
-                         + [line + "," * len(added) for line in lines[1:]] + [row]) + "\n"
+        if columns:
+            with tf.io.gfile.GFile(path) as f:
+                rows = [line + "," * len(added) for line in f.read().splitlines()[1:]]
+        text = "\n".join([",".join(["step"] + columns + added)] + rows + [row]) + "\n"
         with tf.io.gfile.GFile(path + ".tmp", "w") as f:
             f.write(text)
         tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
