@@ -47,6 +47,10 @@ Nor are the TV term's kinks the main cause: at 256x170, where TV is 8% of the lo
 L-BFGS from the content has the same slow tail (1.26e7 after 50 steps, 8.89e6 after 100,
 7.15e6 after 200, 6.64e6 after 300, 6.43e6 when its line search gave up at 394), so a
 proximal step that treats TV exactly would leave most of it.
+Its line search gave up there because bfloat16 rounds the loss by about 1% (the same image:
+6.43e6 in bfloat16, 6.50e6 in float32), more than one step of the tail gains: from that image
+bfloat16 finds no descent at all while float32 goes on to 6.33e6 in 150 steps (2026-11-25), so
+the engine now switches a stalled bfloat16 L-BFGS to float32 for the rest of the scale.
 Winograd's F(2x2, 3x3) convolution does 2.25x fewer multiplications, but TensorFlow has no
 such kernel. Built from its ops (one-off, one layer at block3's size, 128x85 with 256
 channels): its batched bfloat16 product takes 19 ms (the input gradient needs one more like

@@ -1,5 +1,8 @@
 """End-to-end optimisation with the real bundled VGG19 weights, at small sizes."""
 
+import logging
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -83,6 +86,17 @@ def test_bfloat16_reaches_the_float32_loss(content_image, style_image):
         _, log = _run(content_image, [style_image], config=dict(precision=precision, steps=30))
         final[precision] = log[-1].loss
     assert abs(final["bfloat16"] - final["float32"]) < 0.05 * final["float32"]
+
+
+def test_lbfgs_goes_on_in_float32_when_bfloat16_stalls(content_image, style_image, caplog):
+    # At 48 px, bfloat16's rounding of the loss ends L-BFGS's line search near step 110 (on a
+    # 2-core EPYC with AVX512-BF16); the run goes on in float32 to the steps asked, still falling.
+    caplog.set_level(logging.INFO, logger="absl")
+    _, log = _run(content_image, [style_image], max_dim=48,
+                  config=dict(precision="bfloat16", steps=160))
+    assert len(log) == 160
+    switch = int(re.search(r"goes on in float32 from step (\d+)", caplog.text).group(1))
+    assert switch < 150 and log[-1].loss < 0.99 * log[switch].loss
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
