@@ -10,10 +10,12 @@ def _quiet_tensorflow_import() -> None:
     TensorFlow prints oneDNN and CUDA-probe notices to file descriptor 2 while it loads,
     which would bury our one-line user errors. Later C++ logs at ERROR and below are
     filtered by TF_CPP_MIN_LOG_LEVEL (a value the user set is kept); Python errors and
-    warnings are untouched.
+    warnings are untouched. Under another Keras backend (`KERAS_BACKEND=jax` on a machine
+    without TensorFlow, DESIGN.md) nothing is imported: the AdaIN network runs there.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules or os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":
+    if ("tensorflow" in sys.modules or os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+            or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow"):
         return
     sys.stderr.flush()
     saved = os.dup(2)

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -106,3 +110,11 @@ def test_identity_term_is_the_pixel_error_of_decoding_the_content_features(conte
     np.testing.assert_allclose(total, plain + 2.0 * parts["identity"], rtol=1e-4)
     np.testing.assert_allclose(out, plain_out, atol=1e-4)
     assert "identity" not in plain_parts
+
+
+def test_the_package_leaves_tensorflow_alone_under_another_backend():
+    # The AdaIN network is trained under JAX on machines without TensorFlow (DESIGN.md).
+    code = "import sys, style_tf; print('tensorflow' in sys.modules)"
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
