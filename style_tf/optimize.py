@@ -21,7 +21,8 @@ from style_tf import images, losses, vgg
 from style_tf.errors import StyleError
 
 TUTORIAL_STYLE_LAYERS = tuple((f"block{i}_conv1", 1.0) for i in range(1, 6))
-LBFGS_MEMORY = 20  # Steps L-BFGS remembers (5 and 10 took longer to the benchmark's loss).
+LBFGS_MEMORY = 40  # Steps L-BFGS remembers at most (see lbfgs_memory).
+LBFGS_BYTES = 1.4e9  # What that memory may take: larger images remember fewer steps.
 FIRST_STEP = 0.25  # Largest pixel change of L-BFGS's first step, before it has curvature.
 
 
@@ -330,14 +331,14 @@ def _lbfgs(problem, config, start: Resume, size, callback):
     """Projected L-BFGS in the box [0, 1] from `start` (Bertsekas' projected quasi-Newton).
 
     Pixels at a bound whose gradient points out of the box are held there; the two-loop
-    recursion over the last LBFGS_MEMORY steps gives the direction of the others, and a
+    recursion over the last `lbfgs_memory` steps gives the direction of the others, and a
     line search (`_line_search`) runs along the clipped path. A failed search drops the
     memory and tries the plain gradient; when that fails too the scale ends (in bfloat16,
-    `optimize` then goes on in float32). Against scipy's
-    L-BFGS-B (the engine's optimiser before) it needs more iterations on the benchmark's
-    image (275 instead of 244 at 512x340) but spends 0.015 s instead of 0.16 s of its own on
-    each, so it reaches the loss 10% sooner (benchmarks/optimize.py); its memory is float32,
-    half of L-BFGS-B's.
+    `optimize` then goes on in float32). Against scipy's L-BFGS-B (the engine's optimiser
+    before), this one with 20 steps of memory needed more iterations on the benchmark's image
+    (275 instead of 244 at 512x340) but spent 0.015 s instead of 0.16 s of its own on each,
+    so it reached the loss 10% sooner (benchmarks/optimize.py); its memory is float32, half
+    of L-BFGS-B's.
     """
     shape = (1,) + start.image.shape
     if start.step >= config.steps:
@@ -354,6 +355,7 @@ def _lbfgs(problem, config, start: Resume, size, callback):
                             "weights", start.image if start.total_step > 0 else None,
                             start.total_step)
     memory = []  # (s, y, s.y) of the last steps, oldest first.
+    keep = lbfgs_memory(start.image.shape[0] * start.image.shape[1])
     step, total_step = start.step, start.total_step
     while step < config.steps:
         found = _line_search(fun, x, f, g, _lbfgs_direction(x, g, memory))
@@ -367,7 +369,7 @@ def _lbfgs(problem, config, start: Resume, size, callback):
         s, y = x_new - x, g_new - g
         sy = float(np.dot(s, y))
         if sy > 1e-10 * float(np.dot(y, y)):  # Keeps the implied Hessian positive definite.
-            memory = (memory + [(s, y, sy)])[-LBFGS_MEMORY:]
+            memory = (memory + [(s, y, sy)])[-keep:]
         x, g = x_new, g_new
         step += 1
         total_step += 1
@@ -375,6 +377,19 @@ def _lbfgs(problem, config, start: Resume, size, callback):
         if _report(callback, state, size, f, parts):
             return state.image, total_step, True
     return x.reshape(start.image.shape), total_step, False
+
+
+def lbfgs_memory(pixels: int) -> int:
+    """Steps L-BFGS remembers for an image of `pixels` pixels: LBFGS_MEMORY, or fewer where
+    their float32 (s, y) pairs would pass LBFGS_BYTES (20 at 2048x1365, as many as fit).
+
+    On benchmarks/optimize.py's pair, to the loss 3.92e6 (the tutorial loop's, about), 40
+    instead of 20 took 265 instead of 300 full-size steps (218 against 237 s); 35, 50 and 100
+    took 256, 269 and 254, so any of them helps and more than 40 only costs memory. On two
+    other held-out pairs the loss after 150 full-size steps was 1.4% and 2.4% lower with 40.
+    5 and 10 took longer than 20.
+    """
+    return int(max(5, min(LBFGS_MEMORY, LBFGS_BYTES // (2 * 4 * 3 * pixels))))
 
 
 def _lbfgs_direction(x, g, memory):
