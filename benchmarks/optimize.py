@@ -12,10 +12,13 @@ style scaled to the content's longest side as both loops see it:
 Both use the same loss (the tutorial's layers, weights and normalisation). Prints tables
 with the ratios; the targets are time-to-loss <= 1/8 and Adam step <= 0.7x.
 
-Last run (2-core AMD EPYC with AVX512-BF16, decoder training paused; 2026-11-24): tutorial
-1424.2 s, this engine 226.9 s (100 L-BFGS steps at 256, 298 at 512): time-to-loss ratio
-0.159; Adam step 665 vs 1380 ms: 0.482; one evaluation 677 ms (1548 ms with XLA) in
-bfloat16, 1281 ms (1589 ms) in float32. The run before the engine's Gram became one bfloat16
+Last run (2-core AMD EPYC with AVX512-BF16, decoder training paused; 2026-11-25): tutorial
+1428.6 s to 3.908e6, this engine 213.3 s (100 L-BFGS steps at 256, 270 at 512): time-to-loss
+ratio 0.149 (float32 loss of its image 3.943e6, within the 1% the check allows); Adam step
+668 vs 1411 ms: 0.473; one evaluation 669 ms (1599 ms with XLA) in bfloat16, 1294 ms (1682
+ms) in float32. The run before L-BFGS remembered 40 steps instead of 20
+(optimize.lbfgs_memory; 2026-11-24): tutorial 1424.2 s, engine 226.9 s (298 steps at 512),
+0.159; Adam step 665 vs 1380 ms. Before the engine's Gram became one bfloat16
 product with its own gradient (losses.gram_matrix): 233.6 s (270 steps at 512), 0.167;
 Adam step 765 vs 1366 ms. Steps to the target vary between runs of the same code (bfloat16
 rounding sends L-BFGS along another path): a one-off A/B in one process the same day
@@ -74,8 +77,15 @@ without the [0, 1] bounds it is reached in 258 with 4% of the pixels outside [0,
 clipping them multiplies the loss by 3.4. Nor does Adam suit the tail: from the L-BFGS image
 after 60 full-size steps (loss 5.82e6), 100 more loss evaluations reach 4.36e6 with L-BFGS,
 5.04e6 / 5.10e6 with Adam (lr 0.005 / 0.002, beta1 0.9). The projected L-BFGS with 50 pairs
-instead of 20 is at 4.33e6 instead of 4.39e6 after those 100: kept at 20, as 50 pairs of
-float32 images take 3.4 GB at 2048x1365 (20: 1.3 GB).
+instead of 20 is at 4.33e6 instead of 4.39e6 after those 100; to the loss 3.92e6 from the
+start (one-off, 2026-11-25) 20 pairs took 300 full-size steps, 35, 40, 50 and 100 took 256,
+265, 269 and 254, and a per-pixel diagonal first Hessian guess (each pixel's s.y / y.y over
+the memory, within 1/4 to 4 times the scalar) took 342. So the engine keeps 40 where they
+fit in 1.4 GB of float32 pairs (20 at 2048x1365). With 40 the two-loop recursion takes
+23 ms a step here (11 ms with 20), 3% of an evaluation. A Charbonnier-smoothed TV
+(sqrt(d^2 + eps^2) - eps) gained nothing with this L-BFGS: 262 full-size steps with eps
+0.003 and 250 with eps annealed from 0.03 by 2% a step, against 256 with the plain TV
+(35 pairs).
 """
 
 import dataclasses
