@@ -13,11 +13,13 @@ Both use the same loss (the tutorial's layers, weights and normalisation). Print
 with the ratios; the targets are time-to-loss <= 1/8 and Adam step <= 0.7x.
 
 Last run (2-core AMD EPYC with AVX512-BF16, decoder training paused; 2026-11-25): tutorial
-1428.6 s to 3.908e6, this engine 213.3 s (100 L-BFGS steps at 256, 270 at 512): time-to-loss
-ratio 0.149 (float32 loss of its image 3.943e6, within the 1% the check allows); Adam step
-668 vs 1411 ms: 0.473; one evaluation 669 ms (1599 ms with XLA) in bfloat16, 1294 ms (1682
-ms) in float32. The run before L-BFGS remembered 40 steps instead of 20
-(optimize.lbfgs_memory; 2026-11-24): tutorial 1424.2 s, engine 226.9 s (298 steps at 512),
+1461.6 s to 3.917e6, this engine 180.0 s (100 L-BFGS steps at 320, 201 at 512): time-to-loss
+ratio 0.123 (float32 loss of its image 3.951e6, within the 1% the check allows; the margin
+to 0.125 is about what the tutorial loop's own time varies between runs, 1428.6-1461.6 s);
+Adam step 667 vs 1413 ms: 0.472; one evaluation 658 ms (1601 ms with XLA) in bfloat16, 1290
+ms (1645 ms) in float32. The run before the coarse scale became 320 (2026-11-25): tutorial
+1428.6 s to 3.908e6, engine 213.3 s (100 steps at 256, 270 at 512), 0.149. The run before
+L-BFGS remembered 40 steps instead of 20 (optimize.lbfgs_memory; 2026-11-24): tutorial 1424.2 s, engine 226.9 s (298 steps at 512),
 0.159; Adam step 665 vs 1380 ms. Before the engine's Gram became one bfloat16
 product with its own gradient (losses.gram_matrix): 233.6 s (270 steps at 512), 0.167;
 Adam step 765 vs 1366 ms. Steps to the target vary between runs of the same code (bfloat16
@@ -86,6 +88,13 @@ fit in 1.4 GB of float32 pairs (20 at 2048x1365). With 40 the two-loop recursion
 (sqrt(d^2 + eps^2) - eps) gained nothing with this L-BFGS: 262 full-size steps with eps
 0.003 and 250 with eps annealed from 0.03 by 2% a step, against 256 with the plain TV
 (35 pairs).
+The coarse scale (one-off runs, 2026-11-25, 40 pairs, 100 coarse steps unless said; seconds
+to 3.908e6 and full-size steps): beside decoder training at nice 19, 256: 227.6 s (270); 256
+with 200 coarse steps: 217.8 s (242); 320: 181.2 s (204); with training paused, 320: 174.8 s
+(204); 288: 197.5 s (242); 352: 175.5 s (194); 384: 193.1 s (214); 256 in the benchmark run
+before: 213.3 s (270). The coarse image at 320 or 352 leaves the full size less to do than
+the one at 256 and costs about 30-37 s instead of 22, so the default is 320. (With scipy's
+L-BFGS-B and the float32 Gram, 150 steps at 384 had not paid: its slower evaluations.)
 """
 
 import dataclasses

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the README gallery with the tool itself (defaults: optimize, 256 then full size).
+# Regenerates the README gallery with the tool itself (defaults: optimize, 320 then full size).
 set -euo pipefail
 cd "$(dirname "$0")"
 run() { python -m style_tf.run --noprogress --content="content/$1" --style="style/$2" --output="gallery/$3" "${@:4}"; }
