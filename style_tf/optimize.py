@@ -385,7 +385,7 @@ def lbfgs_memory(pixels: int) -> int:
     their float32 (s, y) pairs would pass LBFGS_BYTES (20 at 2048x1365, as many as fit).
 
     40 instead of 20 took 265 instead of 300 full-size steps to the benchmark's loss; 35, 50
-    and 100 did no better than 40 (the sweep is recorded in benchmarks/optimize.py).
+    and 100 took 254-269, about the same (the sweep is recorded in benchmarks/optimize.py).
     """
     return int(max(5, min(LBFGS_MEMORY, LBFGS_BYTES // (2 * 4 * 3 * pixels))))
 
