@@ -2,6 +2,7 @@
 
     python -m benchmarks.quality [--method optimize|adain] [--pairs 3] [--max_dim 512]
                                  [--decoder_weights runs/adain/decoder.weights.h5]
+                                 [--photos data/heldout_people]
 
 Stylizes each held-out photo with a held-out artwork using the method's defaults, and prints
 metrics.py's relative style and content distances per pair with their mean:
@@ -9,6 +10,8 @@ metrics.py's relative style and content distances per pair with their mean:
 the optimize target is <= 0.05 for Gram, the AdaIN one <= 0.30 for mean/std) and
 `content_relative` (0 = the content's block5_conv2 features, 1 = as far as the style image),
 and `grid` (metrics.grid_artifact: about 1 when no regular 8-pixel grid shows).
+`--photos DIR` takes the photos from a folder instead, e.g. the held-out photos of people that
+`models/people_photos.sh` writes (the shared pool has none), with the held-out artworks.
 """
 
 import dataclasses
@@ -25,11 +28,14 @@ flags.DEFINE_enum("method", "optimize", ["optimize", "adain"], "Engine.")
 flags.DEFINE_integer("pairs", 3, "How many (photo, artwork) pairs.")
 flags.DEFINE_integer("max_dim", 512, "Output size.")
 flags.DEFINE_string("decoder_weights", "bundled", "AdaIN decoder: bundled, or a checkpoint's weights.")
+flags.DEFINE_string("photos", None, "Folder of photos to use instead of the held-out ones.")
 FLAGS = flags.FLAGS
 
 
-def heldout_pairs(count: int) -> list[tuple[Path, Path]]:
+def heldout_pairs(count: int, photo_dir: str | None = None) -> list[tuple[Path, Path]]:
     photos, styles = heldout_paths()
+    if photo_dir:
+        photos = images.list_images(photo_dir)
     if not photos or not styles:
         raise SystemExit(f"held-out images not found under {SHARED}")
     return [(photos[i % len(photos)], styles[i % len(styles)]) for i in range(count)]
@@ -40,7 +46,7 @@ def main(argv):
     model = metrics.feature_model()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for content, style in heldout_pairs(FLAGS.pairs):
+        for content, style in heldout_pairs(FLAGS.pairs, FLAGS.photos):
             out = Path(tmp) / f"{content.stem}.png"
             config = dataclasses.replace(stylize.StylizeConfig(), content=str(content), styles=(str(style),),
                                          output=str(out), method=FLAGS.method, max_dim=FLAGS.max_dim,

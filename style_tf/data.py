@@ -80,11 +80,13 @@ def image_dataset(source: str, batch_size: int, size: int = 256, resize_to: int 
       shuffle, seed, repeat: as in tf.data.
 
     Raises:
-      StyleError: no files, or no readable images.
+      StyleError: no files, no readable images, or `upweight` names no subfolder of a folder.
     """
     files = list_files(source)
     if not files:
         raise StyleError(f"{source}: no files found")
+    if upweight and not tf.io.gfile.isdir(source):
+        raise StyleError(f"{source}: upweighting needs a folder of source subfolders")
     if is_tfrecord_pattern(source):
         ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
         spec = {"image": tf.io.FixedLenFeature([], tf.string)}
@@ -102,6 +104,10 @@ def image_dataset(source: str, batch_size: int, size: int = 256, resize_to: int 
     for path in files:
         groups[source_of(path, source)].append(path)
     names = sorted(groups)
+    unknown = sorted(set(upweight or {}) - set(names))
+    if unknown:
+        raise StyleError(f"{source}: no source folder {', '.join(unknown)} to upweight "
+                         f"(it has {', '.join(names)})")
     weights = np.array([(1.0 if balance else len(groups[n])) * (upweight or {}).get(n, 1.0)
                         for n in names])
     parts = [_reader(groups[n], shuffle, seed).repeat() for n in names]

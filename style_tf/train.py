@@ -53,6 +53,7 @@ class TrainConfig:
     log_every: int = 50  # Steps between TensorBoard scalars and log lines.
     style_balance: bool = True  # Each top-level style subfolder equally likely.
     style_upweight: tuple[tuple[str, float], ...] = ()  # (subfolder, factor) sampling boosts.
+    content_upweight: tuple[tuple[str, float], ...] = ()  # The same for content sources.
     init_decoder: str | None = None  # Start from these decoder weights (no checkpoint yet).
     seed: int = 0
 
@@ -198,7 +199,8 @@ class WeightAverage(tf.Module):
 
 def datasets(config: TrainConfig, global_batch: int):
     content = data.image_dataset(config.content_dir, global_batch, config.image_size,
-                                 config.resize_to, seed=config.seed)
+                                 config.resize_to, upweight=dict(config.content_upweight),
+                                 seed=config.seed)
     style = data.image_dataset(config.style_dir, global_batch, config.image_size, config.resize_to,
                                balance=config.style_balance, upweight=dict(config.style_upweight),
                                seed=None if config.seed is None else config.seed + 1)
@@ -330,9 +332,22 @@ def _define_flags() -> None:
     flags.DEFINE_integer("log_every", defaults.log_every, "Steps between logs.")
     flags.DEFINE_bool("style_balance", defaults.style_balance, "Sample style subfolders equally.")
     flags.DEFINE_list("style_upweight", [], "subfolder=factor pairs boosting style sources.")
+    flags.DEFINE_list("content_upweight", [], "subfolder=factor pairs boosting content sources.")
     flags.DEFINE_string("init_decoder", None, "Start from these decoder weights.")
     flags.DEFINE_integer("seed", defaults.seed, "Data shuffling seed.")
     flags.DEFINE_integer("threads", 0, "CPU threads for TensorFlow ops (0: all cores).")
+
+
+def _upweights(f, name: str) -> tuple[tuple[str, float], ...]:
+    """`--name a=2,b=3` as ((a, 2.0), (b, 3.0)); anything else is a StyleError."""
+    pairs = []
+    for item in f[name].value:
+        source, _, factor = item.partition("=")
+        try:
+            pairs.append((source, float(factor)))
+        except ValueError:
+            raise StyleError(f"--{name}: {item!r} is not subfolder=factor") from None
+    return tuple(pairs)
 
 
 @user_errors_exit_2
@@ -343,13 +358,6 @@ def main(argv) -> int:
         for name in ("content_dir", "style_dir", "model_dir"):
             if not f[name].value:
                 raise StyleError(f"--{name} is required")
-        upweight = []
-        for item in f.style_upweight:
-            name, _, factor = item.partition("=")
-            try:
-                upweight.append((name, float(factor)))
-            except ValueError:
-                raise StyleError(f"--style_upweight: {item!r} is not subfolder=factor") from None
         if f.threads:
             tf.config.threading.set_intra_op_parallelism_threads(f.threads)
             tf.config.threading.set_inter_op_parallelism_threads(f.threads)
@@ -361,7 +369,8 @@ def main(argv) -> int:
             grid_weight=f.grid_weight, ema_decay=f.ema_decay,
             strategy=f.strategy, tpu=f.tpu, precision=f.precision, save_every=f.save_every,
             log_every=f.log_every,
-            style_balance=f.style_balance, style_upweight=tuple(upweight),
+            style_balance=f.style_balance, style_upweight=_upweights(f, "style_upweight"),
+            content_upweight=_upweights(f, "content_upweight"),
             init_decoder=f.init_decoder, seed=f.seed)
         train(config)
     except KeyboardInterrupt:

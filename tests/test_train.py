@@ -112,6 +112,20 @@ def test_pipeline_skips_unreadable_and_refuses_empty(folders, tmp_path):
         data.image_dataset(str(tmp_path / "empty"), 2)
 
 
+def test_upweight_multiplies_a_sources_share_and_refuses_unknown_sources(tmp_path):
+    for name, level in (("dark", 0), ("light", 255)):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((20, 20, 3), level, np.uint8)).save(tmp_path / name / f"{i}.png")
+    def light_share(**kw):
+        batch = next(iter(data.image_dataset(str(tmp_path), 400, size=8, resize_to=8, seed=1, **kw)))
+        return float(np.mean(batch.numpy().mean(axis=(1, 2, 3)) > 0.5))
+    assert 0.4 < light_share() < 0.6  # Same counts: even.
+    assert 0.75 < light_share(upweight={"light": 4}) < 0.85  # 4:1.
+    with pytest.raises(StyleError, match="no source folder lihgt"):
+        data.image_dataset(str(tmp_path), 2, upweight={"lihgt": 4})
+
+
 def test_tfrecord_shards_round_trip(folders, tmp_path):
     paths, skipped = data.write_tfrecords(str(folders / "content"), str(tmp_path / "c"), shards=2)
     assert len(paths) == 2 and skipped == 1
