@@ -37,7 +37,7 @@ def heldout_pairs(count: int, photo_dir: str | None = None) -> list[tuple[Path, 
     if photo_dir:
         photos = images.list_images(photo_dir)
     if not photos or not styles:
-        raise SystemExit(f"held-out images not found under {SHARED}")
+        raise SystemExit(f"held-out images not found under {photo_dir or SHARED}")
     return [(photos[i % len(photos)], styles[i % len(styles)]) for i in range(count)]
 
 
