@@ -19,8 +19,8 @@ to 0.125 is about what the tutorial loop's own time varies between runs, 1428.6-
 Adam step 667 vs 1413 ms: 0.472; one evaluation 658 ms (1601 ms with XLA) in bfloat16, 1290
 ms (1645 ms) in float32. The run before the coarse scale became 320 (2026-11-25): tutorial
 1428.6 s to 3.908e6, engine 213.3 s (100 steps at 256, 270 at 512), 0.149. The run before
-L-BFGS remembered 40 steps instead of 20 (optimize.lbfgs_memory; 2026-11-24): tutorial 1424.2 s, engine 226.9 s (298 steps at 512),
-0.159; Adam step 665 vs 1380 ms. Before the engine's Gram became one bfloat16
+L-BFGS remembered 40 steps instead of 20 (optimize.lbfgs_memory; 2026-11-24): tutorial
+1424.2 s, engine 226.9 s (298 steps at 512), 0.159; Adam step 665 vs 1380 ms. Before the engine's Gram became one bfloat16
 product with its own gradient (losses.gram_matrix): 233.6 s (270 steps at 512), 0.167;
 Adam step 765 vs 1366 ms. Steps to the target vary between runs of the same code (bfloat16
 rounding sends L-BFGS along another path): a one-off A/B in one process the same day

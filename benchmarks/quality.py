@@ -35,9 +35,11 @@ FLAGS = flags.FLAGS
 def heldout_pairs(count: int, photo_dir: str | None = None) -> list[tuple[Path, Path]]:
     photos, styles = heldout_paths()
     if photo_dir:
-        photos = images.list_images(photo_dir)
-    if not photos or not styles:
-        raise SystemExit(f"held-out images not found under {photo_dir or SHARED}")
+        photos = images.list_images(photo_dir) if Path(photo_dir).is_dir() else []
+    if not photos:
+        raise SystemExit(f"no photos under {photo_dir or SHARED}")
+    if not styles:
+        raise SystemExit(f"held-out artworks not found under {SHARED}")
     return [(photos[i % len(photos)], styles[i % len(styles)]) for i in range(count)]
 
 

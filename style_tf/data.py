@@ -80,13 +80,16 @@ def image_dataset(source: str, batch_size: int, size: int = 256, resize_to: int 
       shuffle, seed, repeat: as in tf.data.
 
     Raises:
-      StyleError: no files, no readable images, or `upweight` names no subfolder of a folder.
+      StyleError: no files, no readable images, or `upweight` names no subfolder of a folder
+        or has a factor <= 0.
     """
     files = list_files(source)
     if not files:
         raise StyleError(f"{source}: no files found")
     if upweight and not tf.io.gfile.isdir(source):
         raise StyleError(f"{source}: upweighting needs a folder of source subfolders")
+    if any(not factor > 0 for factor in (upweight or {}).values()):
+        raise StyleError(f"{source}: upweight factors must be > 0, got {upweight}")
     if is_tfrecord_pattern(source):
         ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
         spec = {"image": tf.io.FixedLenFeature([], tf.string)}

@@ -344,12 +344,9 @@ def _upweights(f, name: str) -> tuple[tuple[str, float], ...]:
     for item in f[name].value:
         source, _, factor = item.partition("=")
         try:
-            value = float(factor)
+            pairs.append((source, float(factor)))
         except ValueError:
             raise StyleError(f"--{name}: {item!r} is not subfolder=factor") from None
-        if not value > 0:
-            raise StyleError(f"--{name}: {item!r}: the factor must be > 0")
-        pairs.append((source, value))
     return tuple(pairs)
 
 

@@ -125,11 +125,12 @@ def test_upweight_multiplies_a_sources_share_and_refuses_unknown_sources(tmp_pat
     assert 0.75 < light_share(upweight={"light": 4}) < 0.85  # 4:1.
     with pytest.raises(StyleError, match="no source folder lihgt"):
         data.image_dataset(str(tmp_path), 2, upweight={"lihgt": 4})
+    with pytest.raises(StyleError, match="must be > 0"):  # 0 made the sampling weights NaN.
+        data.image_dataset(str(tmp_path), 2, upweight={"light": 0})
     flag = lambda *items: {"content_upweight": types.SimpleNamespace(value=list(items))}  # noqa: E731
     assert train._upweights(flag("a=2", "b=0.5"), "content_upweight") == (("a", 2.0), ("b", 0.5))
-    for bad, message in (("a=0", "must be > 0"), ("a", "not subfolder=factor")):
-        with pytest.raises(StyleError, match=message):
-            train._upweights(flag(bad), "content_upweight")
+    with pytest.raises(StyleError, match="not subfolder=factor"):
+        train._upweights(flag("a"), "content_upweight")
 
 
 def test_tfrecord_shards_round_trip(folders, tmp_path):
