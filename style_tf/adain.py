@@ -171,7 +171,8 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
 
 def training_losses(enc: keras.Model, dec: keras.Model, content, style,
                     content_weight: float = 1.0, style_weight: float = 10.0,
-                    identity_weight: float = 0.0, grid_weight: float = 0.0):
+                    identity_weight: float = 0.0, grid_weight: float = 0.0,
+                    identity_feature_weight: float = 0.0):
     """The AdaIN training objective for one batch (shared by training and evaluation).
 
     Args:
@@ -183,22 +184,31 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
         (alpha 0); with it the decoder paints less texture where the features ask for none.
       grid_weight: weight of `losses.grid_loss` on the stylized images (not in the paper): it
         asks the decoder not to lay its texture on the 8-pixel grid of its upsampling.
+      identity_feature_weight: weight of the same reconstructions' error in feature space (not
+        in the paper): the mean squared error of their encoder features against the content's,
+        summed over ENCODER_LAYERS; it asks for the edges and shapes (eyes, mouths) that a
+        pixel error lets blur.
 
     Returns:
       (total loss, {"content": ..., "style": ..., "style/<layer>": ..., "identity": ...,
-      "grid": ...}, stylized images).
+      "identity_features": ..., "grid": ...}, stylized images).
     """
     c_feats = enc(content)
     s_feats = enc(style)
     target = adaptive_instance_norm(c_feats[BOTTLENECK], s_feats[BOTTLENECK])
-    if identity_weight:  # One decoder call for both: the stylized batch, then the reconstructions.
-        batch = ops.shape(content)[0]
-        half = (batch + 1) // 2
+    batch = ops.shape(content)[0]
+    half = (batch + 1) // 2
+    if identity_weight or identity_feature_weight:  # One decoder call: stylized, then rebuilt.
         decoded = ops.cast(dec(ops.concatenate([target, c_feats[BOTTLENECK][:half]], 0)), "float32")
         stylized, rebuilt = decoded[:batch], decoded[batch:]
     else:
-        stylized = ops.cast(dec(target), "float32")
-    g_feats = enc(stylized)
+        stylized = decoded = ops.cast(dec(target), "float32")
+    if identity_feature_weight:  # One encoder call for both as well.
+        both = enc(decoded)
+        g_feats = {k: v[:batch] for k, v in both.items()}
+        r_feats = {k: v[batch:] for k, v in both.items()}
+    else:
+        g_feats = enc(stylized)
     content_loss = ops.mean(ops.square(ops.cast(g_feats[BOTTLENECK], "float32") - target))
     style_loss, parts = losses.mean_std_loss(g_feats, s_feats)
     parts.update({"content": content_loss, "style": style_loss})
@@ -206,6 +216,11 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
     if identity_weight:
         parts["identity"] = ops.mean(ops.abs(rebuilt - ops.cast(content[:half], "float32")))
         total = total + identity_weight * parts["identity"]
+    if identity_feature_weight:
+        parts["identity_features"] = sum(
+            ops.mean(ops.square(ops.cast(r_feats[k], "float32") - ops.cast(c_feats[k][:half], "float32")))
+            for k in ENCODER_LAYERS)
+        total = total + identity_feature_weight * parts["identity_features"]
     if grid_weight:
         parts["grid"] = losses.grid_loss(stylized)
         total = total + grid_weight * parts["grid"]

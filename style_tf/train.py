@@ -45,6 +45,7 @@ class TrainConfig:
     content_weight: float = 1.0
     identity_weight: float = 0.0  # Pixel reconstruction at alpha 0 (not in the paper); 0 is off.
     grid_weight: float = 0.0  # losses.grid_loss on the stylized batch (not in the paper); 0 is off.
+    identity_feature_weight: float = 0.0  # Feature error of the alpha-0 reconstruction; 0 is off.
     ema_decay: float = 0.999  # Moving average of the decoder weights per step; 0 is off.
     strategy: str = "auto"  # auto | default | mirrored | tpu.
     tpu: str | None = None  # TPU name, or "local" for a Colab TPU.
@@ -61,7 +62,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "image_size", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise StyleError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("style_weight", "content_weight", "identity_weight", "grid_weight"):
+        for name in ("style_weight", "content_weight", "identity_weight", "grid_weight",
+                     "identity_feature_weight"):
             if getattr(self, name) < 0:
                 raise StyleError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
@@ -143,7 +145,8 @@ class Trainer:
             with tf.GradientTape() as tape:
                 loss, parts, _ = adain.training_losses(self.encoder, self.decoder, content, style,
                                                        c.content_weight, c.style_weight,
-                                                       c.identity_weight, c.grid_weight)
+                                                       c.identity_weight, c.grid_weight,
+                                                       c.identity_feature_weight)
                 scaled = loss / replicas  # Gradients are summed across replicas.
             variables = self.decoder.trainable_variables
             grads = tape.gradient(scaled, variables)
@@ -321,6 +324,8 @@ def _define_flags() -> None:
                        "Weight of the pixel reconstruction (alpha 0) of half the batch; 0: off.")
     flags.DEFINE_float("grid_weight", defaults.grid_weight,
                        "Weight of the penalty on an 8-pixel grid in the stylized batch; 0: off.")
+    flags.DEFINE_float("identity_feature_weight", defaults.identity_feature_weight,
+                       "Weight of the encoder-feature error of the alpha-0 reconstruction; 0: off.")
     flags.DEFINE_float("ema_decay", defaults.ema_decay,
                        "Per-step decay of the moving average of the decoder weights; 0: off.")
     flags.DEFINE_enum("strategy", defaults.strategy, ["auto", "default", "mirrored", "tpu"],
@@ -366,7 +371,8 @@ def main(argv) -> int:
             batch_size=f.batch_size, image_size=f.image_size, resize_to=f.resize_to,
             learning_rate=f.learning_rate, lr_decay=f.lr_decay, style_weight=f.style_weight,
             content_weight=f.content_weight, identity_weight=f.identity_weight,
-            grid_weight=f.grid_weight, ema_decay=f.ema_decay,
+            grid_weight=f.grid_weight, identity_feature_weight=f.identity_feature_weight,
+            ema_decay=f.ema_decay,
             strategy=f.strategy, tpu=f.tpu, precision=f.precision, save_every=f.save_every,
             log_every=f.log_every,
             style_balance=f.style_balance, style_upweight=_upweights(f, "style_upweight"),

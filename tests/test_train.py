@@ -100,6 +100,8 @@ def test_strategy_choices():
         train.TrainConfig("a", "b", "c", precision="half")
     with pytest.raises(StyleError, match="identity_weight"):
         train.TrainConfig("a", "b", "c", identity_weight=-1)
+    with pytest.raises(StyleError, match="identity_feature_weight"):
+        train.TrainConfig("a", "b", "c", identity_feature_weight=-0.5)
 
 
 def test_pipeline_skips_unreadable_and_refuses_empty(folders, tmp_path):
