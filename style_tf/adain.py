@@ -217,9 +217,9 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
         parts["identity"] = ops.mean(ops.abs(rebuilt - ops.cast(content[:half], "float32")))
         total = total + identity_weight * parts["identity"]
     if identity_feature_weight:
-        parts["identity_features"] = sum(
-            ops.mean(ops.square(ops.cast(r_feats[k], "float32") - ops.cast(c_feats[k][:half], "float32")))
-            for k in ENCODER_LAYERS)
+        errors = [ops.cast(r_feats[k], "float32") - ops.cast(c_feats[k][:half], "float32")
+                  for k in ENCODER_LAYERS]
+        parts["identity_features"] = sum(ops.mean(ops.square(e)) for e in errors)
         total = total + identity_feature_weight * parts["identity_features"]
     if grid_weight:
         parts["grid"] = losses.grid_loss(stylized)

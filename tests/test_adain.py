@@ -113,7 +113,8 @@ def test_identity_term_is_the_pixel_error_of_decoding_the_content_features(conte
     # The feature form: the same reconstructions through the encoder, against the content's.
     total, parts, out = adain.training_losses(enc, dec, content, style, identity_feature_weight=0.5)
     got, want = enc(rebuilt), enc(content[:2])
-    expected = sum(np.mean(np.square(np.asarray(got[k]) - np.asarray(want[k]))) for k in adain.ENCODER_LAYERS)
+    expected = sum(np.mean(np.square(np.asarray(got[k]) - np.asarray(want[k])))
+                   for k in adain.ENCODER_LAYERS)
     assert expected > 0.01
     np.testing.assert_allclose(parts["identity_features"], expected, rtol=1e-3)
     np.testing.assert_allclose(total, plain + 0.5 * parts["identity_features"], rtol=1e-4)
