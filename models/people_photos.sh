@@ -28,7 +28,8 @@ cd "$work/pkgs"
 for f in *.tar.gz; do
     case $f in  # Only the images of the two large ones.
         facetorch-*) tar xzf "$f" --wildcards '*/data/input/test*.jpg' ;;
-        opencv_python-*) tar xzf "$f" --wildcards '*/opencv/samples/*' ;;
+        opencv_python-*) tar xzf "$f" --wildcards '*/Assets/group1.jpg' '*/AverageMaleFace.jpg' \
+                             '*/samples/data/basketball1.png' ;;
         *) tar xzf "$f" ;;
     esac
 done
