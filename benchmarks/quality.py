@@ -2,7 +2,7 @@
 
     python -m benchmarks.quality [--method optimize|adain] [--pairs 3] [--max_dim 512]
                                  [--decoder_weights runs/adain/decoder.weights.h5]
-                                 [--photos data/heldout_people]
+                                 [--photos data/heldout_people] [--face_size 0]
 
 Stylizes each held-out photo with a held-out artwork using the method's defaults, and prints
 metrics.py's relative style and content distances per pair with their mean:
@@ -29,6 +29,7 @@ flags.DEFINE_integer("pairs", 3, "How many (photo, artwork) pairs.")
 flags.DEFINE_integer("max_dim", 512, "Output size.")
 flags.DEFINE_string("decoder_weights", "bundled", "AdaIN decoder: bundled, or a checkpoint's weights.")
 flags.DEFINE_string("photos", None, "Folder of photos to use instead of the held-out ones.")
+flags.DEFINE_integer("face_size", stylize.AdainConfig.face_size, "AdaIN face pass (0: off).")
 FLAGS = flags.FLAGS
 
 
@@ -53,7 +54,8 @@ def main(argv):
             config = dataclasses.replace(stylize.StylizeConfig(), content=str(content), styles=(str(style),),
                                          output=str(out), method=FLAGS.method, max_dim=FLAGS.max_dim,
                                          progress=False,
-                                         adain=stylize.AdainConfig(decoder_weights=FLAGS.decoder_weights))
+                                         adain=stylize.AdainConfig(decoder_weights=FLAGS.decoder_weights,
+                                                                   face_size=FLAGS.face_size))
             result = stylize.stylize(config)
             report = metrics.evaluate(model, images.load_image(content, max_dim=FLAGS.max_dim),
                                       images.load_image(style, max_dim=FLAGS.max_dim),

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from style_tf import losses, vgg
+from style_tf import faces, losses, vgg
 from style_tf.errors import StyleError
 
 ENCODER_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
@@ -64,28 +64,38 @@ def style_vector(features, eps: float = EPS):
     return ops.concatenate([mean, std], axis=-1)
 
 
-def apply_style_vector(content_feat, vector, eps: float = EPS, mask=None, crop: int = 0):
-    """AdaIN with a style vector; with `mask` (B, H, W, 1), content stats come from that region.
+def content_vector(content_feat, mask=None, crop: int = 0, eps: float = EPS):
+    """(B, 1, 1, 2C): the content's channel means then stds, over `mask` (B, H, W, 1) if given.
 
-    `crop` feature pixels at each edge are left out of the content's statistics (a border
-    added for the convolutions, see `transform`).
+    `crop` feature pixels at each edge are left out (a border added for the convolutions, see
+    `transform`).
+    """
+    stats = ops.cast(content_feat, "float32")
+    stats = stats[:, crop:-crop, crop:-crop] if crop else stats
+    if mask is None:
+        return style_vector(stats, eps)
+    mask = ops.cast(mask, "float32")
+    mask = mask[:, crop:-crop, crop:-crop] if crop else mask
+    area = ops.maximum(ops.sum(mask, axis=(1, 2), keepdims=True), 1.0)
+    mean = ops.sum(stats * mask, axis=(1, 2), keepdims=True) / area
+    var = ops.sum(ops.square(stats - mean) * mask, axis=(1, 2), keepdims=True) / area
+    return ops.concatenate([mean, ops.sqrt(var + eps)], axis=-1)
+
+
+def apply_style_vector(content_feat, vector, eps: float = EPS, mask=None, crop: int = 0,
+                       stats=None):
+    """AdaIN with a style vector; the content's statistics are `stats` (a `content_vector`)
+    if given, else the features' own (over `mask`, less `crop` edge pixels: `content_vector`).
 
     Returns:
       (B, H, W, C) float32: `std_s * (x - mean_c) / std_c + mean_s`.
     """
     content_feat = ops.cast(content_feat, "float32")
+    if stats is None:
+        stats = content_vector(content_feat, mask, crop, eps)
     channels = ops.shape(vector)[-1] // 2
     s_mean, s_std = vector[..., :channels], vector[..., channels:]
-    stats = content_feat[:, crop:-crop, crop:-crop] if crop else content_feat
-    if mask is None:
-        c_mean, c_std = losses.mean_std(stats, eps)
-    else:
-        mask = ops.cast(mask, "float32")
-        mask = mask[:, crop:-crop, crop:-crop] if crop else mask
-        area = ops.maximum(ops.sum(mask, axis=(1, 2), keepdims=True), 1.0)
-        c_mean = ops.sum(stats * mask, axis=(1, 2), keepdims=True) / area
-        c_var = ops.sum(ops.square(stats - c_mean) * mask, axis=(1, 2), keepdims=True) / area
-        c_std = ops.sqrt(c_var + eps)
+    c_mean, c_std = stats[..., :channels], stats[..., channels:]
     return s_std * (content_feat - c_mean) / c_std + s_mean
 
 
@@ -150,6 +160,22 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
     Returns:
       (B, H, W, 3) RGB, clipped to [0, 1].
     """
+    return transform_with_stats(enc, dec, content, vector, alpha, masks, border)[0]
+
+
+def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0,
+                         masks=None, border: int = BORDER, stats=None):
+    """`transform`, normalising the content by `stats` if given, and returning what it used.
+
+    Args:
+      stats: content statistics to use instead of the image's own: a list of
+        `content_vector`s, one per mask (one without masks). A crop stylized with the
+        statistics of the image it was cut from takes on the same tones.
+      (the rest as in `transform`)
+
+    Returns:
+      (stylized images, the list of content statistics used).
+    """
     if border:
         pad = [(0, 0), (border, border), (border, border), (0, 0)]
         content = ops.pad(content, pad, mode="reflect")
@@ -157,16 +183,18 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
     feat = ops.cast(enc(content)[BOTTLENECK], "float32")  # (B, H/8, W/8, 512)
     crop = border // 8  # The content's statistics come from the image, not its mirrored border.
     if masks is None:
-        target = apply_style_vector(feat, vector, crop=crop)
+        used = [content_vector(feat, crop=crop) if stats is None else stats[0]]
+        target = apply_style_vector(feat, vector, stats=used[0])
     else:
         size = ops.shape(feat)[1:3]
-        target = 0.0
-        for v, m in zip(vector, masks):
+        target, used = 0.0, []
+        for i, (v, m) in enumerate(zip(vector, masks)):
             m = ops.image.resize(ops.cast(m, "float32"), size, interpolation="bilinear")
-            target = target + m * apply_style_vector(feat, v, mask=m, crop=crop)
+            used.append(content_vector(feat, m, crop) if stats is None else stats[i])
+            target = target + m * apply_style_vector(feat, v, stats=used[-1])
     target = alpha * target + (1.0 - alpha) * feat
     out = ops.clip(ops.cast(dec(target), "float32"), 0.0, 1.0)
-    return out[:, border:-border, border:-border] if border else out
+    return (out[:, border:-border, border:-border] if border else out), used
 
 
 def training_losses(enc: keras.Model, dec: keras.Model, content, style,
@@ -252,12 +280,12 @@ class Stylizer:
         self._vectors = {}  # sha1 of a style's pixels -> its style vector.
         self._transforms = {}  # border -> the compiled transform.
 
-    def _transform(self, x, vector, alpha, masks):
+    def _transform(self, x, vector, alpha, masks, stats=None):
         border = BORDER if min(x.shape[1:3]) > BORDER else 0  # Mirroring needs a wider image.
         if border not in self._transforms:
-            self._transforms[border] = _compile(
-                lambda x, v, a, m: transform(self.encoder, self.decoder, x, v, a, m, border))
-        return self._transforms[border](x, vector, alpha, masks)
+            self._transforms[border] = _compile(lambda x, v, a, m, s: transform_with_stats(
+                self.encoder, self.decoder, x, v, a, m, border, s))
+        return self._transforms[border](x, vector, alpha, masks, stats)
 
     @classmethod
     def load(cls, decoder_weights: str = "bundled", precision: str = "auto") -> "Stylizer":
@@ -276,7 +304,8 @@ class Stylizer:
             self._vectors[key] = ops.convert_to_numpy(style_vector(feats))
         return self._vectors[key]
 
-    def __call__(self, content, styles, weights=None, alpha: float = 1.0, masks=None):
+    def __call__(self, content, styles, weights=None, alpha: float = 1.0, masks=None,
+                 face_size: int = 0):
         """Stylizes one image.
 
         Args:
@@ -286,6 +315,10 @@ class Stylizer:
           alpha: content-style trade-off in 0..1.
           masks: optional list of (H, W) masks, one per style (white = that style applies);
             normalised to sum 1 at each pixel (equal shares where all are black).
+          face_size: faces found (`faces.find`) smaller than this many pixels are stylized
+            again, enlarged to this size, and blended back; 0 turns it off. The decoder
+            rebuilds the image from features 8 times coarser, which smears a face a few dozen
+            pixels wide (models/MODELS.md, "The face pass").
 
         Returns:
           (H, W, 3) float32 numpy array in [0, 1].
@@ -297,19 +330,60 @@ class Stylizer:
         vectors = [self.style_vector(s) for s in styles]
         h, w = content.shape[:2]
         size = (max(8, round(h / 8) * 8), max(8, round(w / 8) * 8))  # The decoder upsamples by 8.
-        x = ops.image.resize(np.asarray(content, np.float32)[None], size, interpolation="bicubic",
-                             antialias=True)
         alpha = np.float32(alpha)
+        stack = None
         if masks is None:
-            out = self._transform(x, sum(float(wt) * v for wt, v in zip(weights, vectors)), alpha, None)
+            vector, region = sum(float(wt) * v for wt, v in zip(weights, vectors)), None
         else:
             stack = np.stack(masks, axis=-1).astype(np.float32)  # (H, W, S)
             total = stack.sum(-1, keepdims=True)
             stack = np.where(total > 1e-6, stack / np.maximum(total, 1e-6), 1.0 / len(masks))
-            region = [ops.image.resize(stack[None, :, :, i:i + 1], size) for i in range(len(masks))]
-            out = self._transform(x, vectors, alpha, region)
-        out = ops.image.resize(out, (h, w), interpolation="bicubic", antialias=True)
-        return np.clip(ops.convert_to_numpy(out)[0], 0.0, 1.0)
+            vector, region = vectors, _resize_masks(stack, size)
+        out, stats = self._transform(_batch(content, size), vector, alpha, region)
+        out = _image(out, (h, w))
+        for box in faces.find(content) if face_size else []:
+            out = self._face_pass(content, out, box, face_size, vector, alpha, stack, stats)
+        return out
+
+    def _face_pass(self, content, out, box, face_size, vector, alpha, stack, stats):
+        """`out` with the face in `box` (x, y, width, height) stylized again at `face_size`."""
+        fx, fy, fw, fh = box
+        if max(fw, fh) * 1.25 > face_size:  # Large enough already.
+            return out
+        h, w = content.shape[:2]
+        side = min(2 * max(fw, fh), h, w)  # A square crop of the face and as much round it.
+        cx, cy = fx + fw / 2, fy + fh / 2
+        x0 = int(np.clip(round(cx - side / 2), 0, w - side))
+        y0 = int(np.clip(round(cy - side / 2), 0, h - side))
+        window = np.s_[y0:y0 + side, x0:x0 + side]
+        n = max(8, round(2 * face_size / 8) * 8)  # The same size for every face: one trace.
+        region = None if stack is None else _resize_masks(stack[window], (n, n))
+        # The whole image's content statistics, so that the face keeps the image's tones.
+        face, _ = self._transform(_batch(content[window], (n, n)), vector, alpha, region, stats)
+        face = _image(face, (side, side))
+        yy, xx = np.mgrid[y0:y0 + side, x0:x0 + side] + 0.5
+        t = np.clip((1.0 - np.hypot(xx - cx, yy - cy) / (side / 2)) / 0.4, 0.0, 1.0)[..., None]
+        t = t * t * (3.0 - 2.0 * t)  # 1 out to 0.6 of the half-side, then smoothly to 0.
+        out = out.copy()
+        out[window] = t * face + (1.0 - t) * out[window]
+        return out
+
+
+def _batch(image, size):
+    """(H, W, C) -> (1, size..., C) float32 tensor (bicubic, antialiased)."""
+    x = np.asarray(image, np.float32)[None]
+    return ops.image.resize(x, size, interpolation="bicubic", antialias=True)
+
+
+def _image(batch, size):
+    """(1, H, W, C) -> (size..., C) float32 numpy in [0, 1] (bicubic, antialiased)."""
+    out = ops.image.resize(batch, size, interpolation="bicubic", antialias=True)
+    return np.clip(ops.convert_to_numpy(out)[0], 0.0, 1.0)
+
+
+def _resize_masks(stack, size):
+    """(H, W, S) masks -> list of S (1, size..., 1) masks (bilinear)."""
+    return [ops.image.resize(stack[None, :, :, i:i + 1], size) for i in range(stack.shape[-1])]
 
 
 def _compile(fn):

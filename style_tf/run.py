@@ -55,6 +55,8 @@ def _define_flags() -> None:
     # adain
     f.DEFINE_float("alpha", _A.alpha, "AdaIN content-style trade-off, 0..1.")
     f.DEFINE_string("decoder_weights", _A.decoder_weights, "bundled, or a decoder .weights.h5.")
+    f.DEFINE_integer("face_size", _A.face_size,
+                     "Faces smaller than this (px) are stylized again at this size; 0 = off.")
 
 
 def _layer_spec(layers) -> str:
@@ -96,7 +98,7 @@ def config_from_flags(f) -> stylize.StylizeConfig:
         preserve_color=f.preserve_color, log_every=f.log_every, save_every=f.save_every,
         plot=f.plot, progress=f.progress, resume=f.resume, optimize=engine,
         adain=stylize.AdainConfig(alpha=f.alpha, decoder_weights=f.decoder_weights,
-                                  precision=f.precision))
+                                  precision=f.precision, face_size=f.face_size))
 
 
 @user_errors_exit_2

@@ -35,10 +35,13 @@ class AdainConfig:
     alpha: float = 1.0  # 0 = content only, 1 = full style.
     decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a path.
     precision: str = "auto"  # "auto" (bfloat16 on AMX/AVX512-BF16 CPUs), "bfloat16" or "float32".
+    face_size: int = 160  # Faces smaller than this (px) are stylized again at it; 0 = off.
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
             raise StyleError(f"alpha must be in 0..1, got {self.alpha}")
+        if self.face_size < 0:
+            raise StyleError(f"face_size must be >= 0, got {self.face_size}")
         vgg.dtype_policy(self.precision)
 
 
@@ -234,7 +237,8 @@ class _Engine:
         if masks is not None:
             masks = [images.resize(m[..., None], size=content.shape[:2])[..., 0] for m in masks]
         if self.config.method == "adain":
-            image = self.stylizer(content, styles, weights, self.config.adain.alpha, masks)
+            a = self.config.adain
+            image = self.stylizer(content, styles, weights, a.alpha, masks, a.face_size)
         else:
             image = self._optimize(content, styles, weights, masks, out_path, interrupt, result)
         return _finish(self.config, image, content)

@@ -6,8 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from style_tf import adain, losses
+from style_tf import adain, faces, images, losses
 from style_tf.errors import StyleError
+from style_tf.stylize import EXAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,42 @@ def test_masks_with_one_full_region_equal_plain_style(nets, content_image, style
     plain = stylizer(content_image, [style_image])
     masked = stylizer(content_image, [style_image, content_image], masks=[ones, zeros])
     np.testing.assert_allclose(plain, masked, atol=1e-4)
+
+
+def test_given_content_statistics_replace_the_images_own(nets, content_image):
+    enc, dec = nets
+    x = content_image[None, :64, :96]
+    v = adain.style_vector(enc(x[:, ::-1])[adain.BOTTLENECK])
+    out, used = adain.transform_with_stats(enc, dec, x, v)
+    np.testing.assert_allclose(out, adain.transform(enc, dec, x, v), atol=1e-5)
+    same, _ = adain.transform_with_stats(enc, dec, x, v, stats=used)
+    np.testing.assert_allclose(same, out, atol=1e-5)
+    # Normalising by the statistics of a darker image brightens the features, so the output.
+    _, dark = adain.transform_with_stats(enc, dec, x * 0.3, v)
+    other, _ = adain.transform_with_stats(enc, dec, x, v, stats=dark)
+    assert np.abs(np.asarray(other) - np.asarray(out)).mean() > 0.01
+
+
+def test_faces_are_found(content_image):
+    astronaut = images.load_image(EXAMPLES / "content" / "astronaut.png", max_dim=512)
+    [(x, y, w, h)] = faces.find(astronaut)
+    assert 160 < x + w / 2 < 290 and 60 < y + h / 2 < 170 and 70 < w < 130  # Her face.
+    assert faces.find(images.load_image(EXAMPLES / "content" / "chelsea.png", max_dim=512)) == []
+
+
+def test_the_face_pass_changes_only_round_small_faces(style_image):
+    stylizer = adain.Stylizer.load()  # A random decoder's output is mostly clipped to black.
+    astronaut = images.load_image(EXAMPLES / "content" / "astronaut.png", max_dim=384)
+    [(x, y, w, h)] = faces.find(astronaut)
+    plain = stylizer(astronaut, [style_image])
+    refined = stylizer(astronaut, [style_image], face_size=4 * w)
+    changed = np.abs(refined - plain).max(-1) > 1e-4
+    ys, xs = np.nonzero(changed)
+    assert changed[y + h // 2, x + w // 2] and changed.mean() > 0.01
+    # Within the square crop of twice the face's side round the face's centre.
+    assert xs.min() >= x + w / 2 - w and xs.max() <= x + w / 2 + w
+    assert ys.min() >= y + h / 2 - h and ys.max() <= y + h / 2 + h
+    np.testing.assert_array_equal(stylizer(astronaut, [style_image], face_size=w), plain)
 
 
 def test_decoder_round_trip_and_bad_file(tmp_path, nets):

@@ -45,6 +45,7 @@ def test_writes_output_and_says_where(tmp_path, photo):
     (["--output=/nonexistent_dir/x.png"], "does not exist"),
     (["--output=out.gif"], "output must end in"),
     (["--alpha=2"], "alpha"),
+    (["--face_size=-1"], "face_size"),
     (["--style_weight=inf"], "finite number"),
     (["--style_weight=1e30"], "not finite at step 1"),  # Overflows float32 from the start.
 ])
