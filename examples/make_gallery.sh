@@ -13,3 +13,6 @@ adain() { python -m style_tf.sheet --method=adain --max_dim=512 --cell=320 "$@";
 adain --contents content --styles style --output gallery/sheet_adain.png
 adain --contents content/chelsea.png,content/machuPicchu.jpg --styles style/kandinky.png \
   --sweep alpha=0,0.25,0.5,0.75,1 --output gallery/sheet_adain_alpha.png
+# The face pass: the astronaut's face (98 px at 512) without and with it, at full size.
+adain --contents content/astronaut.png --styles style/renoir-moulin_de_la_galette.png,style/GreatWave.png \
+  --cell=512 --sweep face_size=0,160 --output gallery/sheet_adain_faces.png
