@@ -15,4 +15,4 @@ adain --contents content/chelsea.png,content/machuPicchu.jpg --styles style/kand
   --sweep alpha=0,0.25,0.5,0.75,1 --output gallery/sheet_adain_alpha.png
 # The face pass: the astronaut's face (98 px at 512) without and with it, at full size.
 adain --contents content/astronaut.png --styles style/renoir-moulin_de_la_galette.png,style/GreatWave.png \
-  --cell=512 --sweep face_size=0,160 --output gallery/sheet_adain_faces.png
+  --cell=512 --sweep face_size=0,480 --output gallery/sheet_adain_faces.png

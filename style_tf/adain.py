@@ -40,6 +40,10 @@ FEATURE_SCALE = {"block1_conv1": 20.0, "block2_conv1": 100.0, "block3_conv1": 10
 # counted as style.
 BORDER = 16
 
+# The face pass enlarges a face at most this much: more, and its strokes grow so much finer
+# than the rest of the image's that the face looks pasted in.
+MAX_FACE_SCALE = 3.0
+
 # The decoder mirrors VGG19 up to block4_conv1: (filters, upsample after) per 3x3 conv.
 DECODER_PLAN = ((256, True), (256, False), (256, False), (256, False), (128, True),
                 (128, False), (64, True), (64, False))
@@ -315,10 +319,11 @@ class Stylizer:
           alpha: content-style trade-off in 0..1.
           masks: optional list of (H, W) masks, one per style (white = that style applies);
             normalised to sum 1 at each pixel (equal shares where all are black).
-          face_size: faces found (`faces.find`) smaller than this many pixels are stylized
-            again, enlarged to this size, and blended back; 0 turns it off. The decoder
-            rebuilds the image from features 8 times coarser, which smears a face a few dozen
-            pixels wide (models/MODELS.md, "The face pass").
+          face_size: faces found (`faces.find`) smaller than 0.8x this many pixels are
+            stylized again, enlarged to this size (MAX_FACE_SCALE at most), and blended back;
+            0 turns it off. The decoder rebuilds the image from features 8 times coarser,
+            which smears a face a few dozen pixels wide and the eyes of a larger one
+            (models/MODELS.md, "The face pass").
 
         Returns:
           (H, W, 3) float32 numpy array in [0, 1].
@@ -346,7 +351,7 @@ class Stylizer:
         return out
 
     def _face_pass(self, content, out, box, face_size, vector, alpha, stack, stats):
-        """`out` with the face in `box` (x, y, width, height) stylized again at `face_size`."""
+        """`out` with the face in `box` (x, y, width, height) stylized again, enlarged."""
         fx, fy, fw, fh = box
         if max(fw, fh) * 1.25 > face_size:  # Large enough already.
             return out
@@ -356,7 +361,8 @@ class Stylizer:
         x0 = int(np.clip(round(cx - side / 2), 0, w - side))
         y0 = int(np.clip(round(cy - side / 2), 0, h - side))
         window = np.s_[y0:y0 + side, x0:x0 + side]
-        n = max(8, round(2 * face_size / 8) * 8)  # The same size for every face: one trace.
+        scale = min(face_size / max(fw, fh), MAX_FACE_SCALE)
+        n = max(8, round(side * scale / 8) * 8)
         region = None if stack is None else _resize_masks(stack[window], (n, n))
         # The whole image's content statistics, so that the face keeps the image's tones.
         face, _ = self._transform(_batch(content[window], (n, n)), vector, alpha, region, stats)

@@ -56,7 +56,7 @@ def _define_flags() -> None:
     f.DEFINE_float("alpha", _A.alpha, "AdaIN content-style trade-off, 0..1.")
     f.DEFINE_string("decoder_weights", _A.decoder_weights, "bundled, or a decoder .weights.h5.")
     f.DEFINE_integer("face_size", _A.face_size,
-                     "Faces smaller than this (px) are stylized again at this size; 0 = off.")
+                     "AdaIN: faces below 0.8x this (px) are stylized again enlarged to it; 0 = off.")
 
 
 def _layer_spec(layers) -> str:

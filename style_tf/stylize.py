@@ -35,7 +35,7 @@ class AdainConfig:
     alpha: float = 1.0  # 0 = content only, 1 = full style.
     decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a path.
     precision: str = "auto"  # "auto" (bfloat16 on AMX/AVX512-BF16 CPUs), "bfloat16" or "float32".
-    face_size: int = 160  # Faces smaller than this (px) are stylized again at it; 0 = off.
+    face_size: int = 480  # Faces below 0.8x this (px) are stylized again enlarged to it; 0 = off.
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
