@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates the README gallery with the tool itself (defaults: optimize, 320 then full size).
+# Regenerates the README gallery with the tool itself (optimize engine at its defaults, 320 then
+# full size; then the AdaIN sheets).
 set -euo pipefail
 cd "$(dirname "$0")"
-run() { python -m style_tf.run --noprogress --content="content/$1" --style="style/$2" --output="gallery/$3" "${@:4}"; }
+run() { python -m style_tf.run --method=optimize --noprogress --content="content/$1" --style="style/$2" --output="gallery/$3" "${@:4}"; }
 run chelsea.png Van_Gogh_The_Night_Cafe_background.jpg chelsea_night_cafe.jpg
 run coffee.png kandinky.png coffee_kandinsky.jpg
 run machuPicchu.jpg GreatWave.png machu_picchu_great_wave.jpg

@@ -28,7 +28,7 @@ MARGIN = 4
 def _define_flags() -> None:
     flags.DEFINE_list("contents", [str(stylize.EXAMPLES / "content")], "Content files or folders.")
     flags.DEFINE_list("styles", [str(stylize.EXAMPLES / "style")], "Style files or folders.")
-    flags.DEFINE_enum("method", "optimize", ["optimize", "adain"], "Engine.")
+    flags.DEFINE_enum("method", stylize.StylizeConfig.method, ["optimize", "adain"], "Engine.")
     flags.DEFINE_string("sweep", None, "name=v1,v2,... : one setting swept across columns.")
     flags.DEFINE_integer("max_dim", 256, "Longest side of each stylized image.")
     flags.DEFINE_integer("cell", None, "Longest side of each image as shown (default max_dim).")

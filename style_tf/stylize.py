@@ -54,7 +54,7 @@ class StylizeConfig:
     style_weights: tuple[float, ...] = ()  # Blend weights, one per style (default equal).
     style_masks: tuple[str, ...] = ()  # One mask image per style; white = that style applies.
     output: str = "stylized.png"  # File, or folder when `content` is a folder.
-    method: str = "optimize"  # "optimize" (Gatys) or "adain" (one forward pass).
+    method: str = "adain"  # "adain" (one forward pass) or "optimize" (Gatys: slower, finer).
     max_dim: int = 512  # Longest side of the output (smaller contents keep their size).
     preserve_color: str = "none"  # "none", "luminance" or "histogram".
     log_every: int = 50  # Steps between log lines (optimize).

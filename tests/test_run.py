@@ -11,7 +11,7 @@ from PIL import Image
 from style_tf.stylize import EXAMPLES
 
 STYLE = str(EXAMPLES / "style" / "Van_Gogh_The_Night_Cafe_background.jpg")
-FAST = ["--max_dim=48", "--steps=2", "--scales=", "--noprogress"]
+FAST = ["--method=optimize", "--max_dim=48", "--steps=2", "--scales=", "--noprogress"]
 
 
 def run(*args, cwd=None):
@@ -80,8 +80,8 @@ def test_sigint_saves_current_image(tmp_path, photo):
     out = tmp_path / "out.png"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen([sys.executable, "-m", "style_tf.run", f"--content={photo}",
-                             f"--style={STYLE}", f"--output={out}", "--max_dim=48", "--scales=",
-                             "--steps=100000", "--log_every=1", "--noprogress"],
+                             f"--style={STYLE}", f"--output={out}", "--method=optimize",
+                             "--max_dim=48", "--scales=", "--steps=100000", "--log_every=1", "--noprogress"],
                             stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 240
     for line in proc.stderr:  # Wait until the optimisation is under way.
@@ -94,10 +94,11 @@ def test_sigint_saves_current_image(tmp_path, photo):
     assert Image.open(out).size == (48, 34)
 
 
-def test_adain_method_with_bundled_decoder(tmp_path, photo):
+def test_adain_is_the_default_method_with_bundled_decoder(tmp_path, photo):
     out = tmp_path / "a.png"
-    r = run(f"--content={photo}", f"--style={STYLE}", f"--output={out}", "--method=adain",
-            "--alpha=0.7", "--preserve_color=histogram", "--max_dim=48")
+    r = run(f"--content={photo}", f"--style={STYLE}", f"--output={out}", "--alpha=0.7",
+            "--preserve_color=histogram", "--max_dim=48", "--log_every=1")
+    assert "step 1 loss" not in r.stderr  # No optimisation ran.
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size == (48, 34)
 
@@ -105,8 +106,8 @@ def test_adain_method_with_bundled_decoder(tmp_path, photo):
 def test_interrupt_then_resume_equals_straight_run(tmp_path, photo):
     import signal
 
-    args = [f"--content={photo}", f"--style={STYLE}", "--max_dim=48", "--scales=", "--steps=12",
-            "--optimizer=adam", "--noprogress"]
+    args = [f"--content={photo}", f"--style={STYLE}", "--method=optimize", "--max_dim=48",
+            "--scales=", "--steps=12", "--optimizer=adam", "--noprogress"]
     straight = tmp_path / "straight.png"
     assert run(*args, f"--output={straight}").returncode == 0
     out = tmp_path / "out.png"
@@ -133,8 +134,9 @@ def test_non_finite_loss_keeps_the_last_finite_image(tmp_path, photo):
     out = tmp_path / "out.png"
     out.write_bytes(b"old result")
     # Finite at first, then the style term's gradient overflows float32 and the image turns NaN.
-    r = run(f"--content={photo}", f"--style={STYLE}", f"--output={out}", "--max_dim=48", "--scales=",
-            "--steps=20", "--optimizer=adam", "--style_weight=1e24", "--noprogress")
+    r = run(f"--content={photo}", f"--style={STYLE}", f"--output={out}", "--method=optimize",
+            "--max_dim=48", "--scales=", "--steps=20", "--optimizer=adam", "--style_weight=1e24",
+            "--noprogress")
     assert r.returncode == 1, r.stderr
     assert "not finite at step" in r.stderr and "saved the last finite image" in r.stderr
     assert "Traceback" not in r.stderr

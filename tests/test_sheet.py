@@ -12,7 +12,7 @@ S = stylize.EXAMPLES / "style"
 
 def test_grid_and_cache(tmp_path):
     fast = stylize.OptimizeConfig(steps=2, scales=())
-    base = stylize.StylizeConfig(max_dim=32, progress=False, optimize=fast)
+    base = stylize.StylizeConfig(method="optimize", max_dim=32, progress=False, optimize=fast)
     contents = [C / "chelsea.png", C / "coffee.png"]
     styles = [S / "kandinky.png"]
     sweep = sheet.parse_sweep("style_weight=1e-3,1e-1")
