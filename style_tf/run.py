@@ -82,8 +82,28 @@ def _floats(items: list[str], flag: str, kind=float) -> tuple:
         raise StyleError(f"--{flag}: {','.join(items)!r} is not a list of numbers") from None
 
 
+# Flags only one engine reads: given with the other, they would be silently ignored.
+ENGINE_FLAGS = {
+    "optimize": ("network", "vgg_weights", "pooling", "content_layers", "style_layers",
+                 "content_weight", "style_weight", "tv_weight", "optimizer", "steps",
+                 "learning_rate", "init", "seed", "style_scale", "scales", "log_every",
+                 "save_every", "plot", "resume"),
+    "adain": ("alpha", "decoder_weights", "face_size"),
+}
+
+
 def config_from_flags(f) -> stylize.StylizeConfig:
     """Builds the frozen config; every check raises StyleError."""
+    config = _config(f)
+    for method, names in ENGINE_FLAGS.items():
+        given = ["--" + n for n in names if f[n].present]
+        if given and f.method != method:
+            raise StyleError(f"{', '.join(given)}: {'options' if len(given) > 1 else 'an option'} "
+                             f"of --method={method}, not of {f.method}")
+    return config
+
+
+def _config(f) -> stylize.StylizeConfig:
     engine = optimize.OptimizeConfig(
         network=f.network, vgg_weights=f.vgg_weights, pooling=f.pooling,
         content_layers=parse_layers(f.content_layers, "content_layers"),
