@@ -96,7 +96,7 @@ def main(argv):
     contents = photos(FLAGS.images, FLAGS.size)
     style = images.load_image(sorted((EXAMPLES / "style").iterdir())[0], max_dim=FLAGS.size)
     stylizer = adain.Stylizer.load("bundled", "auto")  # As style_tf.run uses it.
-    face_size = AdainConfig().face_size
+    face_size = AdainConfig.face_size
     best, outs = race({"plain": plain_forward(),
                        "ours": lambda content, s: stylizer(content, [s], face_size=face_size)},
                       contents, style, FLAGS.rounds)

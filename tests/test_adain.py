@@ -100,7 +100,7 @@ def test_given_content_statistics_replace_the_images_own(nets, content_image):
     assert np.abs(np.asarray(other) - np.asarray(out)).mean() > 0.01
 
 
-def test_faces_are_found(content_image):
+def test_faces_are_found():
     astronaut = images.load_image(EXAMPLES / "content" / "astronaut.png", max_dim=512)
     [(x, y, w, h)] = faces.find(astronaut)
     assert 160 < x + w / 2 < 290 and 60 < y + h / 2 < 170 and 70 < w < 130  # Her face.
