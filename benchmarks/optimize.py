@@ -97,6 +97,8 @@ the one at 256 and costs about 30-37 s instead of 22, so the default is 320. (Wi
 L-BFGS-B and the float32 Gram, 150 steps at 384 had not paid: its slower evaluations.)
 """
 
+from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
+
 import dataclasses
 import time
 from pathlib import Path
@@ -104,7 +106,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from benchmarks.heldout import SHARED
 from style_tf import images, optimize
@@ -252,4 +254,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

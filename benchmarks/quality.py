@@ -14,12 +14,14 @@ and `grid` (metrics.grid_artifact: about 1 when no regular 8-pixel grid shows).
 `models/people_photos.sh` writes (the shared pool has none), with the held-out artworks.
 """
 
+from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
+
 import dataclasses
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from benchmarks.heldout import SHARED, heldout_paths
 from style_tf import images, metrics, stylize
@@ -73,4 +75,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

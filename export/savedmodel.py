@@ -11,13 +11,15 @@ Any image size (the content is resized to a multiple of 8 inside and back). The
 output_key="stylized_image")` called with a dict of both images.
 """
 
+from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
+
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from export import signatures as sig
 from export.tflite import Network
@@ -93,5 +95,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(main, _define_flags)

@@ -12,6 +12,8 @@ named signatures, and that is converted. Every file is written atomically, and
 size and sha256 (the tests check the committed models against the bundled decoder with it).
 """
 
+from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
+
 import json
 import os
 import tempfile
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags, logging
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from export import signatures as sig
@@ -227,5 +229,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(main, _define_flags)

@@ -7,12 +7,14 @@ AdaIN style distance of the output, on photos and styles not used for int8 calib
 ones). Exit status 1 if a variant falls below its PSNR bar.
 """
 
+from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
+
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from benchmarks.heldout import heldout_paths
 from export import signatures as sig
@@ -125,5 +127,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(main, _define_flags)

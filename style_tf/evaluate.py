@@ -5,10 +5,12 @@ order and format so runs can be diffed. With `--style2`, also the style similari
 two style images.
 """
 
+from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
+
 import json
 import math
 
-from absl import app, flags
+from absl import flags
 
 from style_tf import images, metrics
 from style_tf.errors import StyleError, user_errors_exit_2
@@ -61,5 +63,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(main, _define_flags)

@@ -6,9 +6,11 @@ non-finite (the last finite image was saved), 2 user error (one line on stderr, 
 written), 130 interrupted (the current image was saved).
 """
 
+from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
+
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from style_tf import optimize, stylize, vgg
 from style_tf.errors import StyleError, user_errors_exit_2
@@ -139,5 +141,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(main, _define_flags)

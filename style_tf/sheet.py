@@ -8,13 +8,15 @@ Contents run down, styles (times sweep values) across; each cell is stylized thr
 time. Cells are cached by (content, style, settings), so asking again reuses them.
 """
 
+from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
+
 import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
@@ -193,5 +195,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(main, _define_flags)

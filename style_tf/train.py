@@ -12,6 +12,8 @@ the exponential moving average of its weights (`ema_decay`; the last step's weig
 `decoder_last.weights.h5`), or with `ema_decay` 0 the last step's.
 """
 
+from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
+
 import dataclasses
 import os
 import signal
@@ -21,7 +23,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags, logging
 from tqdm import tqdm
 
 from style_tf import adain, data, vgg
@@ -387,5 +389,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(main, _define_flags)
