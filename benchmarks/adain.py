@@ -30,7 +30,8 @@ from absl import flags
 
 from benchmarks.heldout import heldout_paths
 from style_tf import adain, faces, images, metrics, train
-from style_tf.stylize import EXAMPLES, AdainConfig
+from style_tf.paths import EXAMPLES
+from style_tf.stylize import AdainConfig
 
 flags.DEFINE_integer("images", 4, "Photos per round.")
 flags.DEFINE_integer("rounds", 3, "Alternating rounds per side.")

@@ -27,7 +27,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 from export import signatures as sig
 from style_tf import adain, images, vgg
 from style_tf.errors import StyleError, user_errors_exit_2
-from style_tf.stylize import EXAMPLES
+from style_tf.paths import EXAMPLES
 from style_tf.weights import sha256_file
 
 MANIFEST = "adain_tflite.json"

@@ -266,7 +266,7 @@ def decoder_path(weights: str = "bundled") -> Path:
     Raises:
       StyleError: there is no such file.
     """
-    from style_tf.weights import models_dir
+    from style_tf.paths import models_dir
 
     path = models_dir() / "adain_decoder.weights.h5" if weights == "bundled" else Path(weights)
     if not path.is_file():

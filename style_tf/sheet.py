@@ -20,7 +20,7 @@ from absl import flags
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from style_tf import adain, images, metrics, stylize, vgg
+from style_tf import adain, images, metrics, paths, stylize, vgg
 from style_tf.errors import StyleError, user_errors_exit_2
 
 LABEL_HEIGHT = 34
@@ -28,8 +28,8 @@ MARGIN = 4
 
 
 def _define_flags() -> None:
-    flags.DEFINE_list("contents", [str(stylize.EXAMPLES / "content")], "Content files or folders.")
-    flags.DEFINE_list("styles", [str(stylize.EXAMPLES / "style")], "Style files or folders.")
+    flags.DEFINE_list("contents", [str(paths.EXAMPLES / "content")], "Content files or folders.")
+    flags.DEFINE_list("styles", [str(paths.EXAMPLES / "style")], "Style files or folders.")
     flags.DEFINE_enum("method", stylize.StylizeConfig.method, ["optimize", "adain"], "Engine.")
     flags.DEFINE_string("sweep", None, "name=v1,v2,... : one setting swept across columns.")
     flags.DEFINE_integer("max_dim", 256, "Longest side of each stylized image.")

@@ -20,12 +20,9 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from style_tf import adain, images, optimize, vgg
+from style_tf import adain, images, optimize, paths, vgg
 from style_tf.errors import StyleError
 from style_tf.optimize import OptimizeConfig
-
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = PACKAGE_ROOT / "examples"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +46,8 @@ class AdainConfig:
 class StylizeConfig:
     """What to stylize, with which engine, and where to write."""
 
-    content: str = str(EXAMPLES / "content" / "chelsea.png")  # Image file or folder.
-    styles: tuple[str, ...] = (str(EXAMPLES / "style" / "Van_Gogh_The_Night_Cafe_background.jpg"),)
+    content: str = str(paths.EXAMPLE_CONTENT)  # Image file or folder.
+    styles: tuple[str, ...] = (str(paths.EXAMPLE_STYLE),)
     style_weights: tuple[float, ...] = ()  # Blend weights, one per style (default equal).
     style_masks: tuple[str, ...] = ()  # One mask image per style; white = that style applies.
     output: str = "stylized.png"  # File, or folder when `content` is a folder.

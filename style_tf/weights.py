@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from style_tf.errors import StyleError
+from style_tf.paths import models_dir
 
 BUNDLED_VGG19 = "vgg19_notop_q8.npz"
 BUNDLED_VGG19_SHA256 = "9fb0764e1b44e121d8f3ca80e323fa17505fde1709b5b99ac7392276602f417c"
@@ -30,11 +31,6 @@ _IMAGENET = {
 }
 
 Weights = dict[str, tuple[np.ndarray, np.ndarray]]
-
-
-def models_dir() -> Path:
-    """The folder of bundled models: `$STYLE_TF_MODELS`, else `models/` beside the package."""
-    return Path(os.environ.get("STYLE_TF_MODELS", Path(__file__).resolve().parent.parent / "models"))
 
 
 def conv_shapes(network: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:

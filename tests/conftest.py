@@ -14,7 +14,7 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 from style_tf import images  # noqa: E402
-from style_tf.stylize import EXAMPLES  # noqa: E402
+from style_tf.paths import EXAMPLES  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 
 from style_tf import adain, faces, images, losses
 from style_tf.errors import StyleError
-from style_tf.stylize import EXAMPLES
+from style_tf.paths import EXAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from style_tf.stylize import EXAMPLES
+from style_tf.paths import EXAMPLES
 
 STYLE = str(EXAMPLES / "style" / "Van_Gogh_The_Night_Cafe_background.jpg")
 ENGINES = {"optimize": ["--method=optimize", "--steps=2", "--scales="], "adain": ["--method=adain"]}

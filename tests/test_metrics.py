@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from style_tf import metrics
-from style_tf.stylize import EXAMPLES
+from style_tf.paths import EXAMPLES
 
 
 @pytest.fixture(scope="module")

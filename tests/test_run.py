@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from style_tf.stylize import EXAMPLES
+from style_tf.paths import EXAMPLES
 
 STYLE = str(EXAMPLES / "style" / "Van_Gogh_The_Night_Cafe_background.jpg")
 FAST = ["--method=optimize", "--max_dim=48", "--steps=2", "--scales=", "--noprogress"]

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from style_tf import images, sheet, stylize
+from style_tf import images, paths, sheet, stylize
 from style_tf.errors import StyleError
 
-C = stylize.EXAMPLES / "content"
-S = stylize.EXAMPLES / "style"
+C = paths.EXAMPLES / "content"
+S = paths.EXAMPLES / "style"
 
 
 def test_grid_and_cache(tmp_path):
