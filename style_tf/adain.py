@@ -21,6 +21,7 @@ from style_tf.errors import StyleError
 
 ENCODER_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 BOTTLENECK = "block4_conv1"
+MIN_SIDE = vgg.min_side((BOTTLENECK,))  # 8: the encoder's three poolings need 8 px a side.
 CHANNELS = 512  # Channels of the bottleneck; a style vector has 2 * CHANNELS values.
 EPS = 1e-5
 # The encoder divides each layer's features by its mean activation, so that every layer and
@@ -302,6 +303,11 @@ class Stylizer:
     def style_vector(self, style):
         """(1, 1, 1, 1024) float32 numpy vector of an (h, w, 3) style image, cached."""
         style = np.ascontiguousarray(style, np.float32)
+        h, w = style.shape[:2]
+        if min(h, w) < MIN_SIDE:  # A tiny or thin style is enlarged for the encoder's pools.
+            scale = MIN_SIDE / min(h, w)
+            size = (max(MIN_SIDE, round(h * scale)), max(MIN_SIDE, round(w * scale)))
+            style = np.clip(ops.convert_to_numpy(_batch(style, size))[0], 0.0, 1.0)
         key = hashlib.sha1(style.tobytes() + str(style.shape).encode()).hexdigest()
         if key not in self._vectors:
             feats = ops.cast(self.encoder(style[None])[BOTTLENECK], "float32")

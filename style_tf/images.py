@@ -112,6 +112,20 @@ def resize(image, max_dim: int | None = None, size: tuple[int, int] | None = Non
     return np.clip(out.numpy(), 0.0, 1.0)
 
 
+def at_least(image, side: int) -> np.ndarray:
+    """`image` enlarged (aspect kept) until its shorter side is at least `side` pixels.
+
+    The networks need a few pixels a side (`vgg.min_side`); a tiny or thin image (a 1x1
+    colour, a 600x8 strip) is enlarged for them instead of failing. Larger images are
+    returned unchanged.
+    """
+    h, w = int(image.shape[0]), int(image.shape[1])
+    if min(h, w) >= side:
+        return np.asarray(image, dtype=np.float32)
+    scale = side / min(h, w)
+    return resize(image, size=(max(side, round(h * scale)), max(side, round(w * scale))))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yields a temporary path beside `path`; renames it onto `path` only on success.

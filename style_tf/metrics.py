@@ -114,6 +114,8 @@ def evaluate(model: keras.Model, content: np.ndarray, style: np.ndarray,
       style: (h, w, 3) in [0, 1], any size.
       stylized: (H', W', 3) in [0, 1].
     """
+    side = vgg.min_side(STYLE_LAYERS + (CONTENT_LAYER,))  # Tiny images are measured enlarged.
+    stylized, style = images.at_least(stylized, side), images.at_least(style, side)
     size = stylized.shape[:2]
     content = images.resize(content, size=size)
     f_x, f_c, f_s = (model(np.asarray(i, np.float32)[None]) for i in (stylized, content, style))

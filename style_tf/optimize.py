@@ -95,11 +95,21 @@ def feature_model_for(config: OptimizeConfig) -> keras.Model:
                              dtype=vgg.dtype_policy(config.precision))
 
 
-def scale_sizes(shape: tuple[int, int], max_dim: int, scales: tuple[int, ...]) -> list[tuple[int, int]]:
-    """(H, W) of each scale: the coarse `scales` below `max_dim`, then `max_dim` itself."""
+def scale_sizes(shape: tuple[int, int], max_dim: int, scales: tuple[int, ...],
+                min_side: int = 1) -> list[tuple[int, int]]:
+    """(H, W) of each scale: the coarse `scales` below `max_dim`, then `max_dim` itself; no
+    side below `min_side` (`vgg.min_side`: a thin image is optimised a little wider and the
+    result resized to its own shape)."""
     h, w = shape
     dims = sorted({d for d in scales if d < max_dim}) + [max_dim]
-    return [(max(1, round(h * d / max(h, w))), max(1, round(w * d / max(h, w)))) for d in dims]
+    return [(max(min_side, round(h * d / max(h, w))), max(min_side, round(w * d / max(h, w))))
+            for d in dims]
+
+
+def min_side(config: "OptimizeConfig") -> int:
+    """The smallest image side the feature layers of `config` need (`vgg.min_side`)."""
+    layers = [n for n, _ in config.content_layers] + [n for n, _ in config.style_layers]
+    return vgg.min_side(layers, config.network)
 
 
 class Problem:
@@ -226,7 +236,7 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
     style_weights = [w / sum(style_weights) for w in style_weights]
     keras.utils.set_random_seed(config.seed)
     model, model32 = model or feature_model_for(config), None
-    sizes = scale_sizes(content.shape[:2], max_dim, config.scales)
+    sizes = scale_sizes(content.shape[:2], max_dim, config.scales, min_side(config))
     if resume is not None and (resume.scale >= len(sizes) or resume.image.shape[:2] != sizes[resume.scale]):
         raise StyleError("the saved state does not match these inputs and settings")
     if resume is None:
@@ -262,7 +272,8 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
 def style_at(style: np.ndarray, size: tuple[int, int], config: OptimizeConfig) -> np.ndarray:
     """The style image as the loss sees it for an output of `size`: longest side
     `style_scale` times the output's (scaled up or down)."""
-    return images.resize(style, max_dim=max(1, round(config.style_scale * max(size))))
+    style = images.resize(style, max_dim=max(1, round(config.style_scale * max(size))))
+    return images.at_least(style, min_side(config))
 
 
 class NonFiniteLoss(StyleError):

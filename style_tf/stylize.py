@@ -25,6 +25,9 @@ from style_tf.errors import StyleError
 from style_tf.optimize import OptimizeConfig
 
 
+MIN_USEFUL_SIDE = 16  # Contents thinner than this are stylized (enlarged for the network), with a warning.
+
+
 @dataclasses.dataclass(frozen=True)
 class AdainConfig:
     """Settings of the AdaIN engine."""
@@ -92,7 +95,22 @@ class Result:
 
 
 def output_jobs(config: StylizeConfig) -> list[tuple[Path, Path]]:
-    """(content file, output file) pairs; checks paths before any work is done."""
+    """(content file, output file) pairs; checks paths before any work is done.
+
+    Raises:
+      StyleError: a missing content, an output folder that is missing or not writable, an
+        unknown output suffix, or an output that would overwrite one of the inputs.
+    """
+    jobs = _jobs(config)
+    inputs = {Path(p).resolve() for p in [*config.styles, *config.style_masks]}
+    inputs |= {c.resolve() for c, _ in jobs}
+    for _, out in jobs:
+        if out.resolve() in inputs:
+            raise StyleError(f"{out}: the output would overwrite an input image; choose another --output")
+    return jobs
+
+
+def _jobs(config: StylizeConfig) -> list[tuple[Path, Path]]:
     content = Path(config.content)
     if content.is_dir():
         out_dir = Path(config.output)
@@ -175,6 +193,9 @@ def stylize(config: StylizeConfig) -> Result:
                 content = loaded.pop(content_path, None)
                 if content is None:
                     content = images.load_image(content_path, max_dim=config.max_dim)
+                if min(content.shape[:2]) < MIN_USEFUL_SIDE:
+                    logging.warning("%s: only %dx%d px, too small to show a style; stylized anyway",
+                                    content_path, content.shape[1], content.shape[0])
                 image = engine.run(content, styles, masks, out_path, interrupt, result)
             except StyleError as e:
                 last = getattr(e, "image", None)  # NonFiniteLoss: the last finite image, if any.
@@ -238,6 +259,8 @@ class _Engine:
             image = self.stylizer(content, styles, weights, a.alpha, masks, a.face_size)
         else:
             image = self._optimize(content, styles, weights, masks, out_path, interrupt, result)
+        if image.shape[:2] != content.shape[:2]:  # A thin image optimised wider (vgg.min_side).
+            image = images.resize(image, size=content.shape[:2])
         return _finish(self.config, image, content)
 
     def _optimize(self, content, styles, weights, masks, out_path, interrupt, result):

@@ -52,6 +52,18 @@ def layer_names(network: str = "vgg19") -> list[str]:
     return names
 
 
+def min_side(layers, network: str = "vgg19") -> int:
+    """The smallest image side for which every layer of `layers` has at least one pixel.
+
+    Each 2x2 pooling before the deepest layer halves the image (rounding down), so an image
+    needs 2 ** pools pixels a side: 8 for `block4_conv1`, 16 for `block5_conv1`. Smaller
+    images are enlarged to this (`images.at_least`) rather than refused.
+    """
+    order = layer_names(network)
+    last = max(order.index(n) for n in layers)
+    return 2 ** sum(n.endswith("pool") for n in order[:last])
+
+
 @keras.saving.register_keras_serializable(package="style_tf")
 class CaffePreprocess(keras.layers.Layer):
     """RGB in [0, 1] -> BGR in 0..255 minus the ImageNet means, as the VGG weights expect."""

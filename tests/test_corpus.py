@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from style_tf import stylize
+from style_tf.optimize import OptimizeConfig
 from style_tf.paths import EXAMPLES
 
 STYLE = str(EXAMPLES / "style" / "Van_Gogh_The_Night_Cafe_background.jpg")
@@ -129,3 +131,53 @@ def test_broken_corpus_one_line_exit_2_old_output_kept(tmp_path, method):
         assert out.read_bytes() == b"old result", name
     left = {p.name for p in tmp_path.iterdir()} - set(names) - {f"out_{n}.png" for n in names}
     assert not left  # No new or temporary file anywhere.
+
+
+# Tiny, thin and degenerate shapes (height, width): below the networks' 8 and 16 px a side.
+SHAPES = {"1x1": (1, 1), "2x2": (2, 2), "600x8": (8, 600), "8x600": (600, 8), "17x3": (3, 17)}
+LIBRARY_ENGINES = {"optimize": {"method": "optimize", "optimize": OptimizeConfig(steps=2, scales=())},
+                   "adain": {"method": "adain"}}
+
+
+def _save_noise(path, shape, seed=0):
+    pixels = np.random.default_rng(seed).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.mark.parametrize("method", LIBRARY_ENGINES)
+def test_tiny_and_thin_contents_keep_their_shape(tmp_path, method):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, shape in SHAPES.items():
+        _save_noise(folder / f"{name}.png", shape)
+    config = stylize.StylizeConfig(content=str(folder), styles=(STYLE,), output=str(tmp_path / "out"),
+                                   max_dim=64, progress=False, **LIBRARY_ENGINES[method])
+    result = stylize.stylize(config)
+    assert not result.failed and len(result.written) == len(SHAPES)
+    for name, (h, w) in SHAPES.items():
+        scale = min(1.0, 64 / max(h, w))
+        expected = (max(1, round(w * scale)), max(1, round(h * scale)))
+        assert Image.open(tmp_path / "out" / f"{name}.png").size == expected, name
+
+
+@pytest.mark.parametrize("method", LIBRARY_ENGINES)
+def test_tiny_and_thin_styles_and_masks_stylize(tmp_path, method):
+    photo = _save_noise(tmp_path / "photo.png", (24, 36), seed=1)
+    for name, shape in SHAPES.items():
+        odd = _save_noise(tmp_path / f"odd_{name}.png", shape, seed=2)
+        for styles, masks in [((str(odd),), ()), ((STYLE, STYLE), (str(odd), str(odd)))]:
+            out = tmp_path / f"out_{name}_{len(styles)}.png"
+            config = stylize.StylizeConfig(content=str(photo), styles=styles, style_masks=masks,
+                                           output=str(out), max_dim=36, progress=False,
+                                           **LIBRARY_ENGINES[method])
+            assert stylize.stylize(config).written == [out], name
+            assert Image.open(out).size == (36, 24), name
+
+
+def test_a_tiny_style_scale_still_stylizes(tmp_path):
+    out = tmp_path / "out.png"
+    config = stylize.StylizeConfig(styles=(STYLE,), output=str(out), max_dim=48, progress=False,
+                                   method="optimize",
+                                   optimize=OptimizeConfig(steps=2, scales=(), style_scale=0.01))
+    assert stylize.stylize(config).written == [out]

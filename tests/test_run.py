@@ -50,6 +50,10 @@ def test_writes_output_and_says_where(tmp_path, photo):
     (["--method=adain"], "--steps, --scales: options of --method=optimize, not of adain"),
     (["--style_weight=inf"], "finite number"),
     (["--style_weight=1e30"], "not finite at step 1"),  # Overflows float32 from the start.
+    # Flags absl cannot parse take the same user-error path.
+    (["--method=fast"], "value should be one of"),
+    (["--max_dim=big"], "flag --max_dim=big"),
+    (["--foo"], "Unknown command line flag 'foo'"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, photo, bad, match):
     out = tmp_path / "out.png"
@@ -62,6 +66,20 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, photo, bad, matc
     assert "Traceback" not in r.stderr
     assert out.read_bytes() == b"old result"
     assert sorted(os.listdir(tmp_path)) == ["out.png", "photo.png"]
+
+
+@pytest.mark.parametrize("where", ["content", "style"])
+def test_output_never_overwrites_an_input(tmp_path, photo, where):
+    before = photo.read_bytes()
+    content, style = (photo, STYLE) if where == "content" else (STYLE, photo)
+    r = run(f"--content={content}", f"--style={style}", f"--output={photo}", "--max_dim=48")
+    assert r.returncode == 2 and "would overwrite an input" in r.stderr, r.stderr
+    assert photo.read_bytes() == before
+
+
+def test_help_exits_0():
+    r = run("--help")
+    assert r.returncode == 0 and "--content" in r.stdout, r.stderr
 
 
 def test_folder_run_skips_bad_files(tmp_path, photo):
