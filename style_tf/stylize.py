@@ -24,7 +24,6 @@ from style_tf import adain, images, optimize, paths, vgg
 from style_tf.errors import StyleError
 from style_tf.optimize import OptimizeConfig
 
-
 MIN_USEFUL_SIDE = 16  # Contents thinner than this are stylized (enlarged for the network), with a warning.
 
 
