@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import pip_env
+from PIL import Image
 
 
 def python(*args, env, cwd):

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import pip_env
+from PIL import Image
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train_adain_tpu.ipynb"
 
@@ -34,7 +33,8 @@ def test_notebook_installs_packs_trains_and_resumes_on_cpu(tmp_path, clean_sourc
     for kind in ("photos", "paintings"):
         (tmp_path / kind).mkdir()
         for i in range(2):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / kind / f"{i}.png")
+            pixels = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / kind / f"{i}.png")
     (tmp_path / "bucket").mkdir()
     local = {"REPO": str(clean_source), "BUCKET": str(tmp_path / "bucket"), "STRATEGY": "default",
              "STEPS": 2, "BATCH_PER_REPLICA": 1, "IMAGE_SIZE": 32}
