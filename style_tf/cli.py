@@ -11,9 +11,20 @@ Entry points import this module before anything that imports TensorFlow, and end
   written above a running progress bar instead of through it.
 """
 
+import ast
+import dataclasses
+import functools
+import inspect
+import io
 import logging as std_logging
 import os
 import sys
+import textwrap
+import tokenize
+import types
+import typing
+
+from style_tf.errors import StyleError
 
 _HELP_FLAGS = ("--help", "-help", "--helpshort", "--helpfull", "--helpxml", "-?", "-h")
 
@@ -98,3 +109,176 @@ def run(main, define_flags=None) -> None:
         return main(argv)
 
     app.run(main_with_plain_logs, flags_parser=parse_flags)
+
+
+# --- flags generated from config dataclasses ----------------------------------------------
+# A setting is written once, as a field of its frozen config with a comment; its flag (same
+# name, or `metadata={"flag": ...}`), its help (the comment), its parsing and its line in
+# FLAGS.md all come from there.
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    return field.metadata.get("flag", field.name)
+
+
+def flag_fields(cls) -> list[dataclasses.Field]:
+    """The fields of a config that are flags: all but nested configs."""
+    hints = typing.get_type_hints(cls)
+    return [f for f in dataclasses.fields(cls) if not dataclasses.is_dataclass(hints[f.name])]
+
+
+@functools.cache
+def field_help(cls) -> dict[str, str]:
+    """{field name: its comment}: the comment after each field, with comment lines under it."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    comments = {t.start[0]: t.string.lstrip("# ").strip()
+                for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                if t.type == tokenize.COMMENT}
+    lines = source.splitlines()
+    out = {}
+    for node in ast.parse(source).body[0].body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            parts = [comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments]
+            n = node.end_lineno + 1
+            while n <= len(lines) and lines[n - 1].strip().startswith("#"):
+                parts.append(comments[n])
+                n += 1
+            out[node.target.id] = " ".join(parts)
+    return out
+
+
+def _kind(cls, field: dataclasses.Field):
+    """The field's type with Optional removed: bool, int, float, str or a tuple type."""
+    kind = typing.get_type_hints(cls)[field.name]
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
+        kind = args[0]
+    return kind
+
+
+def _default(field: dataclasses.Field):
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def to_text(value) -> str:
+    """A config value as a flag would spell it: (("a", 1.0),) -> "a:1"; (1, 2) -> "1,2"."""
+    if isinstance(value, tuple):
+        return ",".join(f"{v[0]}:{v[1]:g}" if isinstance(v, tuple) else to_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def parse_value(kind, text: str, name: str):
+    """Parses `text` (a flag value or a sweep value) as a config field of type `kind`.
+
+    Raises:
+      StyleError: the text is not of that type.
+    """
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        if kind in (int, float, str):
+            return kind(text)
+        (item, *_) = typing.get_args(kind)
+        items = [t.strip() for t in text.split(",") if t.strip()] if isinstance(text, str) else list(text)
+        if typing.get_origin(item) is tuple:  # (name, weight) pairs: "name:weight" or "name=weight".
+            pairs = []
+            for t in items:
+                key, sep, weight = t.rpartition(":") if ":" in t else t.rpartition("=")
+                pairs.append((key, float(weight)) if sep else (t, 1.0))
+            return tuple(pairs)
+        return tuple(item(t) for t in items)
+    except ValueError:
+        raise StyleError(f"--{name}: {text!r} is not {_type_words(kind)}") from None
+
+
+def _type_words(kind) -> str:
+    if kind in (bool, int, float, str):
+        return {bool: "true or false", int: "a whole number", float: "a number", str: "text"}[kind]
+    (item, *_) = typing.get_args(kind)
+    if typing.get_origin(item) is tuple:
+        return "a list of name:weight"
+    return f"a comma-separated list of {_type_words(item)}s"
+
+
+_OVERRIDDEN = set()  # Flags whose default `define_flags` took from its `defaults`.
+
+
+def define_flags(*configs, defaults: dict | None = None) -> None:
+    """Defines one absl flag per field of each config class (a name shared by several is
+    defined once, by the first); `defaults` overrides a flag's shown default."""
+    from absl import flags
+
+    for cls in configs:
+        helps = field_help(cls)
+        for field in flag_fields(cls):
+            name = flag_name(field)
+            if name in flags.FLAGS:
+                continue
+            kind, default = _kind(cls, field), _default(field)
+            if defaults and name in defaults:
+                default = defaults[name]
+                _OVERRIDDEN.add(name)
+            help_text = helps.get(field.name) or field.name
+            if kind is bool:
+                flags.DEFINE_bool(name, default, help_text)
+            elif typing.get_origin(kind) is tuple:
+                flags.DEFINE_list(name, to_text(default).split(",") if default else [], help_text)
+            else:  # Parsed by parse_value, so that a bad value is a StyleError naming the flag.
+                flags.DEFINE_string(name, None if default is None else to_text(default), help_text)
+
+
+def config_from_flags(cls, flag_values, **given):
+    """`cls(**given, **{field: flag value})` from the flags the user gave; the others keep the
+    dataclass's defaults (or the `defaults` that `define_flags` was given).
+
+    Raises:
+      StyleError: a value of the wrong type, a missing required flag, or what the config's own
+        checks refuse.
+    """
+    kwargs = dict(given)
+    for field in flag_fields(cls):
+        flag = flag_values[flag_name(field)]
+        if field.name in kwargs or not (flag.present or flag.name in _OVERRIDDEN):
+            continue
+        value = ",".join(flag.value) if isinstance(flag.value, list) else flag.value
+        kwargs[field.name] = parse_value(_kind(cls, field), value, flag.name) if isinstance(value, str) \
+            else value
+    missing = [flag_name(f) for f in dataclasses.fields(cls) if f.name not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise StyleError(f"--{missing[0]} is required")
+    return cls(**kwargs)
+
+
+def flags_of(*configs) -> set[str]:
+    return {flag_name(f) for cls in configs for f in flag_fields(cls)}
+
+
+def flag_reference(sections: list[tuple[str, str, list]]) -> str:
+    """FLAGS.md: per section (title, intro, config classes) a table of flag, default, meaning."""
+    out = ["# Flags", "", "Generated from the config dataclasses by `python -m style_tf.cli > FLAGS.md`",
+           "(a test checks that this file is in step with them). Each flag is a field of the config",
+           "named in its section; the meaning is the comment on that field.", ""]
+    for title, intro, configs in sections:
+        out += [f"## {title}", "", intro, "", "| flag | default | meaning |", "|---|---|---|"]
+        seen = set()
+        for cls in configs:
+            for field in flag_fields(cls):
+                name = flag_name(field)
+                if name in seen:
+                    continue
+                seen.add(name)
+                default = _default(field)
+                shown = "required" if field.default is dataclasses.MISSING and default is None \
+                    else f"`{to_text(default)}`" if to_text(default) else "none"
+                out.append(f"| `--{name}` | {shown} | {field_help(cls).get(field.name, '')} |")
+        out.append("")
+    return "\n".join(out)
