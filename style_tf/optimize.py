@@ -17,13 +17,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from style_tf import images, losses, vgg
+from style_tf import images, lbfgs, losses, vgg
 from style_tf.errors import StyleError
 
 TUTORIAL_STYLE_LAYERS = tuple((f"block{i}_conv1", 1.0) for i in range(1, 6))
-LBFGS_MEMORY = 40  # Steps L-BFGS remembers at most (see lbfgs_memory).
-LBFGS_BYTES = 1.4e9  # What that memory may take: larger images remember fewer steps.
-FIRST_STEP = 0.25  # Largest pixel change of L-BFGS's first step, before it has curvature.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,18 +337,9 @@ def _adam_optimizer(lr: float, variable: tf.Variable) -> keras.optimizers.Optimi
 
 
 def _lbfgs(problem, config, start: Resume, size, callback):
-    """Projected L-BFGS in the box [0, 1] from `start` (Bertsekas' projected quasi-Newton).
-
-    Pixels at a bound whose gradient points out of the box are held there; the two-loop
-    recursion over the last `lbfgs_memory` steps gives the direction of the others, and a
-    line search (`_line_search`) runs along the clipped path. A failed search drops the
+    """Projected L-BFGS (`lbfgs.Minimizer`) from `start`. A failed line search drops the
     memory and tries the plain gradient; when that fails too the scale ends (in bfloat16,
-    `optimize` then goes on in float32). Against scipy's L-BFGS-B (the engine's optimiser
-    before), this one with 20 steps of memory needed more iterations on the benchmark's image
-    (275 instead of 244 at 512x340) but spent 0.015 s instead of 0.16 s of its own on each,
-    so it reached the loss 10% sooner (benchmarks/optimize.py); its memory is float32, half
-    of L-BFGS-B's.
-    """
+    `optimize` then goes on in float32)."""
     shape = (1,) + start.image.shape
     if start.step >= config.steps:
         return start.image, start.total_step, False
@@ -360,87 +348,19 @@ def _lbfgs(problem, config, start: Resume, size, callback):
         loss, parts, grad = problem.value_and_grad(tf.constant(x.reshape(shape)))
         return float(loss), parts, grad.numpy().ravel()
 
-    x = start.image.ravel().astype(np.float32)
-    f, parts, g = fun(x)
-    if not (np.isfinite(f) and np.isfinite(g).all()):
+    solver = lbfgs.Minimizer(fun, start.image.ravel(), lbfgs.memory_size(shape[1] * shape[2]))
+    if not (np.isfinite(solver.f) and np.isfinite(solver.g).all()):
         raise NonFiniteLoss(f"loss is not finite at step {start.total_step + 1}; lower the loss "
                             "weights", start.image if start.total_step > 0 else None,
                             start.total_step)
-    memory = []  # (s, y, s.y) of the last steps, oldest first.
-    keep = lbfgs_memory(start.image.shape[0] * start.image.shape[1])
     step, total_step = start.step, start.total_step
     while step < config.steps:
-        found = _line_search(fun, x, f, g, _lbfgs_direction(x, g, memory))
-        if found is None:
-            if not memory:
-                logging.info("L-BFGS stopped at step %d: no descent along the gradient", total_step)
-                break
-            memory.clear()  # Curvature gone stale: start again from the gradient.
-            continue
-        x_new, f, parts, g_new = found
-        s, y = x_new - x, g_new - g
-        sy = float(np.dot(s, y))
-        if sy > 1e-10 * float(np.dot(y, y)):  # Keeps the implied Hessian positive definite.
-            memory = (memory + [(s, y, sy)])[-keep:]
-        x, g = x_new, g_new
+        if not solver.step():
+            logging.info("L-BFGS stopped at step %d: no descent along the gradient", total_step)
+            break
         step += 1
         total_step += 1
-        state = Resume(start.scale, step, total_step, x.reshape(start.image.shape))
-        if _report(callback, state, size, f, parts):
+        state = Resume(start.scale, step, total_step, solver.x.reshape(start.image.shape))
+        if _report(callback, state, size, solver.f, solver.parts):
             return state.image, total_step, True
-    return x.reshape(start.image.shape), total_step, False
-
-
-def lbfgs_memory(pixels: int) -> int:
-    """Steps L-BFGS remembers for an image of `pixels` pixels: LBFGS_MEMORY, or fewer where
-    their float32 (s, y) pairs would pass LBFGS_BYTES (20 at 2048x1365, as many as fit).
-
-    40 instead of 20 took 265 instead of 300 full-size steps to the benchmark's loss; 35, 50
-    and 100 took 254-269, about the same (the sweep is recorded in benchmarks/optimize.py).
-    """
-    return int(max(5, min(LBFGS_MEMORY, LBFGS_BYTES // (2 * 4 * 3 * pixels))))
-
-
-def _lbfgs_direction(x, g, memory):
-    """The projected L-BFGS direction at `x` (flat, in [0, 1]) with gradient `g` (an ascent
-    direction when `memory` has gone stale, which the line search refuses)."""
-    free = ~(((x <= 0.0) & (g > 0)) | ((x >= 1.0) & (g < 0)))
-    q = np.where(free, g, 0.0).astype(np.float32)
-    alphas = []
-    for s, y, sy in reversed(memory):
-        alphas.append(float(np.dot(s, q)) / sy)
-        q -= alphas[-1] * y
-    if memory:
-        s, y, sy = memory[-1]
-        q *= sy / float(np.dot(y, y))
-    else:  # No curvature yet: the first step moves no pixel by more than FIRST_STEP.
-        q *= FIRST_STEP / max(float(np.abs(q).max()), 1e-30)
-    for (s, y, sy), alpha in zip(memory, reversed(alphas)):
-        q += (alpha - float(np.dot(y, q)) / sy) * s
-    return -np.where(free, q, 0.0)
-
-
-def _line_search(fun, x, f, g, d, tries: int = 10):
-    """A step along clip(x + t d), from t = 1: halved until the loss falls enough (Armijo),
-    doubled while the slope stays steep (the curvature half of the Wolfe conditions), at
-    most `tries` evaluations. (x, loss, parts, gradient) of the best point, or None (also when
-    `d` does not descend, or is zero: nothing left to move)."""
-    t, best, slope = 1.0, None, float(np.dot(g, d))
-    if not slope < 0:
-        return None
-    for _ in range(tries):
-        x_new = np.clip(x + t * d, 0.0, 1.0)
-        f_new, parts, g_new = fun(x_new)
-        if not (np.isfinite(f_new) and f_new <= f + 1e-4 * float(np.dot(g, x_new - x))
-                and np.isfinite(g_new).all()):
-            if best is not None:
-                return best
-            t *= 0.5
-            continue
-        if best is not None and f_new >= best[1]:
-            return best
-        best = (x_new, f_new, parts, g_new)
-        if float(np.dot(g_new, d)) >= 0.9 * slope or t >= 16:
-            return best
-        t *= 2.0
-    return best
+    return solver.x.reshape(start.image.shape), total_step, False

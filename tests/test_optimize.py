@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from style_tf import optimize
+from style_tf import lbfgs, optimize
 from style_tf.errors import StyleError
 
 FAST = dict(scales=(), steps=25)
@@ -93,7 +93,7 @@ def test_lbfgs_goes_on_in_float32_when_bfloat16_stalls(content_image, style_imag
     # At 48 px with 20 steps of memory, bfloat16's rounding of the loss ends L-BFGS's line
     # search near step 110 (on a 2-core EPYC with AVX512-BF16); the run goes on in float32 to
     # the steps asked, still falling.
-    monkeypatch.setattr(optimize, "LBFGS_MEMORY", 20)
+    monkeypatch.setattr(lbfgs, "MEMORY", 20)
     caplog.set_level(logging.INFO, logger="absl")
     _, log = _run(content_image, [style_image], max_dim=48,
                   config=dict(precision="bfloat16", steps=160))
@@ -162,12 +162,3 @@ def test_lbfgs_with_no_steps_left_evaluates_nothing():
     image, total, stopped = optimize._lbfgs(Unused(), optimize.OptimizeConfig(steps=5), start,
                                             (8, 8), None)
     assert image is start.image and total == 9 and not stopped
-
-
-def test_lbfgs_memory_keeps_its_pairs_within_the_byte_budget():
-    for pixels in (48 * 48, 340 * 512, 1365 * 2048, 2731 * 4096):
-        kept = optimize.lbfgs_memory(pixels)
-        assert 5 <= kept <= optimize.LBFGS_MEMORY
-        assert kept == 5 or kept * 2 * 4 * 3 * pixels <= optimize.LBFGS_BYTES  # float32 (s, y).
-    assert optimize.lbfgs_memory(340 * 512) == optimize.LBFGS_MEMORY
-    assert optimize.lbfgs_memory(2731 * 4096) < optimize.lbfgs_memory(1365 * 2048) < optimize.LBFGS_MEMORY

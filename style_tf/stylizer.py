@@ -1,0 +1,222 @@
+"""The AdaIN engine: stylizes whole images of any size with the network of `adain.py`.
+
+Models are built once, each style is encoded once (style vectors are cached), the transform
+is compiled (tf.function under TensorFlow, jax.jit under JAX), and around the network it
+adds what a user expects of a photo: any size (resized to the decoder's multiple of 8 and
+back), style blending and masks, alpha, and the face pass (faces found by `faces.find` are
+stylized again enlarged, with the whole image's content statistics, and blended back).
+Backend-neutral, like `adain.py`.
+"""
+
+import dataclasses
+import functools
+import hashlib
+
+import keras
+import numpy as np
+from keras import ops
+
+from style_tf import faces, vgg
+from style_tf.adain import (
+    BORDER,
+    BOTTLENECK,
+    MIN_SIDE,
+    decoder_path,
+    encoder,
+    load_decoder,
+    style_vector,
+    transform_with_stats,
+)
+from style_tf.errors import StyleError
+
+# The face pass enlarges a face at most this much: faces enlarged much more come out almost
+# photographic beside the painted rest (benchmarks/RESULTS.md, "Face pass").
+MAX_FACE_SCALE = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AdainConfig:
+    """Settings of the AdaIN engine."""
+
+    alpha: float = 1.0  # Content-style trade-off: 0 = the photo's own features decoded, 1 = full style.
+    decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a .weights.h5 file.
+    precision: str = "auto"  # Network arithmetic: "auto" (bfloat16 where the CPU computes it natively:
+    # AMX or AVX512-BF16; float32 elsewhere, where bfloat16 is emulated and slower), "bfloat16", "float32".
+    face_size: int = 480  # Faces found smaller than 0.8x this (px) are stylized again, enlarged to it
+    # (3x at most), and blended in: eyes and mouths the decoder would smear; 0 = off.
+
+    def __post_init__(self):
+        if not 0.0 <= self.alpha <= 1.0:
+            raise StyleError(f"alpha must be in 0..1, got {self.alpha}")
+        if self.face_size < 0:
+            raise StyleError(f"face_size must be >= 0, got {self.face_size}")
+        vgg.dtype_policy(self.precision)
+
+
+class Engine:
+    """The AdaIN engine as `stylize` calls it: one forward pass per image."""
+
+    Config = AdainConfig
+
+    def __init__(self, config: AdainConfig):
+        """Loads the models (kept for the next engine with the same decoder file and precision)."""
+        self.config = config
+        path = decoder_path(config.decoder_weights)
+        self.stylizer = _load(str(path), config.precision, (path.stat().st_mtime_ns, path.stat().st_size))
+
+    def style_dim(self, max_dim: int) -> int:
+        """Longest side to load style images at for outputs of `max_dim`."""
+        return max_dim
+
+    def skip(self, output) -> bool:
+        """Whether a folder run may skip `output` as done (never: nothing to resume)."""
+        return False
+
+    def __call__(self, content, styles, weights, masks, job) -> np.ndarray:
+        """(H, W, 3) stylized `content`; see `Stylizer.__call__` (`job` is not needed)."""
+        return self.stylizer(content, styles, weights, self.config.alpha, masks, self.config.face_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _load(decoder_file: str, precision: str, stamp) -> "Stylizer":
+    """The models of one decoder file, kept for the next call (`stamp`: the file's mtime and size,
+    so a retrained decoder is reloaded): a contact sheet's cells share one."""
+    del stamp  # Part of the cache key only.
+    return Stylizer.load(decoder_file, precision)
+
+
+class Stylizer:
+    """The AdaIN engine over many images: models built once, each style encoded once, the
+    transform compiled (tf.function under TensorFlow, jax.jit under JAX)."""
+
+    def __init__(self, enc: keras.Model, dec: keras.Model):
+        """Args: enc, dec: encoder (with `block4_conv1`) and decoder."""
+        self.encoder, self.decoder = enc, dec
+        self._vectors = {}  # sha1 of a style's pixels -> its style vector.
+        self._transforms = {}  # border -> the compiled transform.
+
+    def _transform(self, x, vector, alpha, masks, stats=None):
+        border = BORDER if min(x.shape[1:3]) > BORDER else 0  # Mirroring needs a wider image.
+        if border not in self._transforms:
+            self._transforms[border] = _compile(lambda x, v, a, m, s: transform_with_stats(
+                self.encoder, self.decoder, x, v, a, m, border, s))
+        return self._transforms[border](x, vector, alpha, masks, stats)
+
+    @classmethod
+    def load(cls, decoder_weights: str = "bundled", precision: str = "auto") -> "Stylizer":
+        """The bundled (or given) decoder with the bundled encoder, in `precision` (see
+        `vgg.dtype_policy`; bfloat16 is about 3x faster where the CPU has AMX/AVX512-BF16)."""
+        dtype = vgg.dtype_policy(precision)
+        return cls(encoder(layers=(BOTTLENECK,), dtype=dtype),
+                   load_decoder(str(decoder_path(decoder_weights)), dtype))
+
+    def style_vector(self, style):
+        """(1, 1, 1, 1024) float32 numpy vector of an (h, w, 3) style image, cached."""
+        style = np.ascontiguousarray(style, np.float32)
+        h, w = style.shape[:2]
+        if min(h, w) < MIN_SIDE:  # A tiny or thin style is enlarged for the encoder's pools.
+            scale = MIN_SIDE / min(h, w)
+            size = (max(MIN_SIDE, round(h * scale)), max(MIN_SIDE, round(w * scale)))
+            style = np.clip(ops.convert_to_numpy(_batch(style, size))[0], 0.0, 1.0)
+        key = hashlib.sha1(style.tobytes() + str(style.shape).encode()).hexdigest()
+        if key not in self._vectors:
+            feats = ops.cast(self.encoder(style[None])[BOTTLENECK], "float32")
+            self._vectors[key] = ops.convert_to_numpy(style_vector(feats))
+        return self._vectors[key]
+
+    def __call__(self, content, styles, weights=None, alpha: float = 1.0, masks=None,
+                 face_size: int = 0):
+        """Stylizes one image.
+
+        Args:
+          content: (H, W, 3) RGB in [0, 1].
+          styles: list of (h, w, 3) style images.
+          weights: interpolation weights, one per style (default equal); normalised to sum 1.
+          alpha: content-style trade-off in 0..1.
+          masks: optional list of (H, W) masks, one per style (white = that style applies);
+            normalised to sum 1 at each pixel (equal shares where all are black).
+          face_size: faces found (`faces.find`) smaller than 0.8x this many pixels are
+            stylized again, enlarged to this size (MAX_FACE_SCALE at most), and blended back;
+            0 turns it off. The decoder rebuilds the image from features 8 times coarser,
+            which smears a face a few dozen pixels wide and the eyes of a larger one
+            (models/MODELS.md, "The face pass").
+
+        Returns:
+          (H, W, 3) float32 numpy array in [0, 1].
+        """
+        weights = np.asarray(weights if weights is not None else [1.0] * len(styles), np.float32)
+        if len(weights) != len(styles) or weights.min() < 0 or weights.sum() <= 0:
+            raise StyleError("style weights must be one per style, >= 0, with a positive sum")
+        weights = weights / weights.sum()
+        vectors = [self.style_vector(s) for s in styles]
+        h, w = content.shape[:2]
+        size = (max(8, round(h / 8) * 8), max(8, round(w / 8) * 8))  # The decoder upsamples by 8.
+        alpha = np.float32(alpha)
+        stack = None
+        if masks is None:
+            vector, region = sum(float(wt) * v for wt, v in zip(weights, vectors)), None
+        else:
+            stack = np.stack(masks, axis=-1).astype(np.float32)  # (H, W, S)
+            total = stack.sum(-1, keepdims=True)
+            stack = np.where(total > 1e-6, stack / np.maximum(total, 1e-6), 1.0 / len(masks))
+            vector, region = vectors, _resize_masks(stack, size)
+        out, stats = self._transform(_batch(content, size), vector, alpha, region)
+        out = _image(out, (h, w))
+        for box in faces.find(content) if face_size else []:
+            out = self._face_pass(content, out, box, face_size, vector, alpha, stack, stats)
+        return out
+
+    def _face_pass(self, content, out, box, face_size, vector, alpha, stack, stats):
+        """`out` with the face in `box` (x, y, width, height) stylized again, enlarged."""
+        fx, fy, fw, fh = box
+        if max(fw, fh) * 1.25 > face_size:  # Large enough already.
+            return out
+        h, w = content.shape[:2]
+        side = min(2 * max(fw, fh), h, w)  # A square crop of the face and as much round it.
+        cx, cy = fx + fw / 2, fy + fh / 2
+        x0 = int(np.clip(round(cx - side / 2), 0, w - side))
+        y0 = int(np.clip(round(cy - side / 2), 0, h - side))
+        window = np.s_[y0:y0 + side, x0:x0 + side]
+        scale = min(face_size / max(fw, fh), MAX_FACE_SCALE)
+        n = max(8, round(side * scale / 8) * 8)
+        region = None if stack is None else _resize_masks(stack[window], (n, n))
+        # The whole image's content statistics, so that the face keeps the image's tones.
+        face, _ = self._transform(_batch(content[window], (n, n)), vector, alpha, region, stats)
+        face = _image(face, (side, side))
+        yy, xx = np.mgrid[y0:y0 + side, x0:x0 + side] + 0.5
+        t = np.clip((1.0 - np.hypot(xx - cx, yy - cy) / (side / 2)) / 0.4, 0.0, 1.0)[..., None]
+        t = t * t * (3.0 - 2.0 * t)  # 1 out to 0.6 of the half-side, then smoothly to 0.
+        out = out.copy()
+        out[window] = t * face + (1.0 - t) * out[window]
+        return out
+
+
+def _batch(image, size):
+    """(H, W, C) -> (1, size..., C) float32 tensor (bicubic, antialiased)."""
+    x = np.asarray(image, np.float32)[None]
+    return ops.image.resize(x, size, interpolation="bicubic", antialias=True)
+
+
+def _image(batch, size):
+    """(1, H, W, C) -> (size..., C) float32 numpy in [0, 1] (bicubic, antialiased)."""
+    out = ops.image.resize(batch, size, interpolation="bicubic", antialias=True)
+    return np.clip(ops.convert_to_numpy(out)[0], 0.0, 1.0)
+
+
+def _resize_masks(stack, size):
+    """(H, W, S) masks -> list of S (1, size..., 1) masks (bilinear)."""
+    return [ops.image.resize(stack[None, :, :, i:i + 1], size) for i in range(stack.shape[-1])]
+
+
+def _compile(fn):
+    """`fn` compiled for the Keras backend in use (left as is on others)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return fn
