@@ -41,11 +41,9 @@ FLAGS = flags.FLAGS
 
 
 def photos(count: int, size: int) -> list[np.ndarray]:
-    from export.tflite import square
-
     paths, _ = heldout_paths()
     paths = paths or sorted((EXAMPLES / "content").iterdir())
-    return [square(images.load_image(paths[i % len(paths)]), size) for i in range(count)]
+    return [images.center_square(images.load_image(paths[i % len(paths)]), size) for i in range(count)]
 
 
 def plain_forward():

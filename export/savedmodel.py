@@ -1,6 +1,6 @@
 """`python -m export.savedmodel`: a SavedModel called like the TF-Hub arbitrary stylization module.
 
-    module = tensorflow_hub.load("models/adain_savedmodel")
+    module = tensorflow_hub.load("exported/adain_savedmodel")
     outputs = module(content_image, style_image)          # float32 [B, H, W, 3] in [0, 1]
     stylized = outputs[0]
     stylized = module(content_image, style_image, alpha)[0]  # alpha: float32 scalar, 0..1
@@ -9,6 +9,9 @@ Any image size (the content is resized to a multiple of 8 inside and back). The
 `serving_default` signature takes `content_image`, `style_image` and returns
 `stylized_image`, for `hub.KerasLayer(path, signature="serving_default",
 output_key="stylized_image")` called with a dict of both images.
+
+The folder is `--output_dir`, by default `exported/adain_savedmodel` in the current folder
+(its parents made if missing).
 """
 
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
@@ -22,11 +25,11 @@ import tensorflow as tf
 from absl import flags
 
 from export import signatures as sig
-from export.tflite import Network
+from export.tflite import DEFAULT_OUTPUT_DIR, Network, output_folder
 from style_tf import adain
-from style_tf.errors import StyleError, user_errors_exit_2
+from style_tf.errors import user_errors_exit_2
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_PATH = str(Path(DEFAULT_OUTPUT_DIR) / "adain_savedmodel")
 IMAGE = tf.TensorSpec([None, None, None, 3], tf.float32)
 
 
@@ -60,10 +63,10 @@ class StylizationModule(tf.Module):
 
 
 def export(decoder_weights: str, output_dir: str) -> Path:
-    """Writes the SavedModel to a temporary folder beside `output_dir`, then swaps it in."""
+    """Writes the SavedModel to a temporary folder beside `output_dir` (whose parents are made
+    if missing), then swaps it in."""
     out = Path(output_dir)
-    if not out.parent.is_dir():
-        raise StyleError(f"{out.parent}: output folder does not exist")
+    output_folder(out.parent)
     module = StylizationModule(Network(decoder_weights))
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -83,7 +86,8 @@ def export(decoder_weights: str, output_dir: str) -> Path:
 
 def _define_flags() -> None:
     flags.DEFINE_string("decoder_weights", str(adain.decoder_path()), "Decoder .weights.h5.")
-    flags.DEFINE_string("output_dir", str(MODELS / "adain_savedmodel"), "SavedModel folder.")
+    flags.DEFINE_string("output_dir", DEFAULT_PATH, "SavedModel folder (replaced if it exists; "
+                        "its parents made if missing).")
 
 
 @user_errors_exit_2

@@ -10,6 +10,9 @@ gave all-NaN models without an error), the frozen functions are saved as a Saved
 named signatures, and that is converted. Every file is written atomically, and
 `adain_tflite.json` in the same folder records the decoder they came from and each file's
 size and sha256 (the tests check the committed models against the bundled decoder with it).
+
+The files go to `--output_dir`, by default `exported/` in the current folder (made if
+missing); only `--output_dir models` replaces the models the repository ships.
 """
 
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
@@ -17,6 +20,7 @@ from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,7 @@ from style_tf.paths import EXAMPLES
 from style_tf.weights import sha256_file
 
 MANIFEST = "adain_tflite.json"
+DEFAULT_OUTPUT_DIR = "exported"  # Relative to the current folder; git ignores it at a checkout's root.
 
 
 class Network:
@@ -105,18 +110,22 @@ def calibration_images(folders: list[str], size: int, limit: int = 24) -> list[n
                 return out
             if path.is_file():
                 try:
-                    out.append(square(images.load_image(path), size))
+                    out.append(images.center_square(images.load_image(path), size))
                 except StyleError:
                     continue
     return out
 
 
-def square(image: np.ndarray, size: int) -> np.ndarray:
-    """Centre crop to a square, resized to size x size (what the app does to camera frames)."""
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return images.resize(image[top:top + side, left:left + side], size=(size, size))
+def output_folder(path: str | os.PathLike) -> Path:
+    """`path` as a folder, made with its parents if missing."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StyleError(f"{path}: exists and is not a folder") from None
+    except OSError as e:
+        raise StyleError(f"{path}: cannot make the output folder ({e.strerror})") from None
+    return path
 
 
 # TFLite ops kept in float in the int8 models: quantised, the channel means and standard
@@ -140,9 +149,15 @@ def convert(saved_model_dir: str, key: str, variant: str, representative=None) -
         # Selective quantisation: convolutions, pooling and upsampling in int8; the ops of
         # FLOAT_OPS (AdaIN statistics, alpha blend, input padding, clipping) stay float.
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS))
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=representative, debug_options=options)
-        return debugger.get_nondebug_quantized_model()
+        # The debugger runs the model in tf.lite.Interpreter, which warns on every use that it
+        # is deprecated (verify and the app use LiteRT), and the quantiser writes an LLVM debug
+        # line ("fully_quantize: 0, ...") that no log level reaches: shown only on a failure.
+        with warnings.catch_warnings(), cli.native_stderr_captured():
+            warnings.filterwarnings("ignore", r"\s*Warning: tf\.lite\.Interpreter is deprecated",
+                                    UserWarning)
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=representative, debug_options=options)
+            return debugger.get_nondebug_quantized_model()
     elif variant != "float32":
         raise StyleError(f"unknown variant {variant!r} (use {', '.join(sig.VARIANTS)})")
     return converter.convert()
@@ -151,14 +166,14 @@ def convert(saved_model_dir: str, key: str, variant: str, representative=None) -
 def export(decoder_weights: str, output_dir: str, content_size: int = sig.CONTENT_SIZE,
            style_size: int = sig.STYLE_SIZE, variants=sig.VARIANTS,
            calibration_dirs: list[str] | None = None) -> list[Path]:
-    """Writes the predict and transform models of each variant; returns their paths."""
+    """Writes the predict and transform models of each variant into `output_dir` (made if
+    missing), with the folder's MANIFEST; returns their paths."""
     for v in variants:
         if v not in sig.VARIANTS:
             raise StyleError(f"unknown variant {v!r} (use {', '.join(sig.VARIANTS)})")
     if content_size % 8 or content_size < 16 or style_size < 16:
         raise StyleError("content_size must be a multiple of 8 and sizes >= 16")
-    if not Path(output_dir).is_dir():
-        raise StyleError(f"{output_dir}: output folder does not exist")
+    output_dir = output_folder(output_dir)
     net = Network(decoder_weights)
     module = frozen_module(net, content_size, style_size)
     folders = calibration_dirs or [str(EXAMPLES / "style"), str(EXAMPLES / "content")]
@@ -208,8 +223,8 @@ def write_manifest(output_dir: str, decoder_weights: str, paths: list[Path]) -> 
 
 def _define_flags() -> None:
     flags.DEFINE_string("decoder_weights", str(adain.decoder_path()), "Decoder .weights.h5.")
-    flags.DEFINE_string("output_dir", str(Path(__file__).resolve().parent.parent / "models"),
-                        "Where the .tflite files go.")
+    flags.DEFINE_string("output_dir", DEFAULT_OUTPUT_DIR, "Folder for the .tflite files, made if "
+                        "missing; `models` replaces the shipped ones.")
     flags.DEFINE_integer("content_size", sig.CONTENT_SIZE, "Transform input size (multiple of 8).")
     flags.DEFINE_integer("style_size", sig.STYLE_SIZE, "Predict input size.")
     flags.DEFINE_list("variants", list(sig.VARIANTS), "float32, float16, int8.")

@@ -1,14 +1,20 @@
 """`python -m export.verify`: runs every exported TFLite model in LiteRT and checks it.
 
+    python -m export.verify                                     # what export.tflite wrote
+    python -m export.verify --model_dir models --variants int8  # the shipped pair
+    python -m export.verify --photos photos/ --styles a.jpg,b.jpg
+
 For each variant: file sizes, median latency of predict and transform (LiteRT, 2 threads,
 XNNPACK), PSNR of the stylized output against the Keras network on the same inputs, and the
-AdaIN style distance of the output, on photos and styles not used for int8 calibration
-(the held-out images of benchmarks/heldout.txt when ../shared is present, else generated
-ones). Exit status 1 if a variant falls below its PSNR bar.
+AdaIN style distance of the output, on the `--photos` and `--styles` given (paired in order;
+best ones int8 calibration did not see, which by default are all but examples/). Without them
+it measures seeded synthetic images and says so: the PSNR bars still apply, but the figures
+are not comparable with BUILD.md's. Exit status 1 if a variant falls below its PSNR bar.
 """
 
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -16,50 +22,91 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
-from benchmarks.heldout import heldout_paths
 from export import signatures as sig
-from export.tflite import Network, square
+from export.tflite import DEFAULT_OUTPUT_DIR, Network
 from style_tf import images, losses, metrics
 from style_tf.errors import StyleError, user_errors_exit_2
+from style_tf.sheet import expand
 
 PSNR_BAR = {"float32": 40.0, "float16": 35.0, "int8": 25.0}
 
 
 def interpreter(path: Path, threads: int = 2):
-    """A LiteRT interpreter with its XNNPACK delegate (the default CPU path)."""
+    """A LiteRT interpreter with its XNNPACK delegate (the default CPU path), allocated.
+
+    Allocating applies the delegate now rather than in the first timed run, and LiteRT's one
+    notice of it ("Created TensorFlow Lite XNNPACK delegate"), which no log level reaches,
+    is kept off the terminal unless that fails.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter(model_path=str(path), num_threads=threads)
+    with cli.native_stderr_captured():
+        model = Interpreter(model_path=str(path), num_threads=threads)
+        model.allocate_tensors()
+    return model
 
 
-def test_images(content_size: int, style_size: int, count: int = 3):
-    """(contents, styles): held-out images if present, else seeded synthetic ones."""
-    photos, arts = (paths[:count] for paths in heldout_paths())
-    if photos and arts:
-        return ([square(images.load_image(p), content_size) for p in photos],
-                [square(images.load_image(p), style_size) for p in arts])
+def _both_or_neither(photos, styles) -> None:
+    if bool(photos) != bool(styles):
+        raise StyleError("give both --photos and --styles, or neither (seeded synthetic images)")
+
+
+def _missing(path: Path, model_dir: Path) -> StyleError:
+    return StyleError(f"{path}: not found (write it with python -m export.tflite --output_dir "
+                      f"{os.fspath(model_dir)}; models/ holds only the int8 pair)")
+
+
+def measured_images(content_size: int, style_size: int, photos=(), styles=(), count: int = 3):
+    """(contents, styles, what they are): the given files as centre squares, else seeded
+    synthetic ones.
+
+    Args:
+      content_size, style_size: the models' input sizes.
+      photos, styles: image files (folders already expanded); both or neither. Paired in
+        order, the shorter list repeated: as many pairs as the longer one has files.
+      count: synthetic pairs, when no files are given.
+
+    Returns:
+      (contents, styles, description), the description one line or one per pair, for the user.
+    """
+    _both_or_neither(photos, styles)
+    if photos:
+        pairs = [(photos[i % len(photos)], styles[i % len(styles)])
+                 for i in range(max(len(photos), len(styles)))]
+        lines = [f"measured on {len(pairs)} photo + style pair(s):"]
+        lines += [f"  {os.fspath(p)} + {os.fspath(s)}" for p, s in pairs]
+        return ([images.center_square(images.load_image(p), content_size) for p, _ in pairs],
+                [images.center_square(images.load_image(s), style_size) for _, s in pairs],
+                "\n".join(lines))
     rng = np.random.default_rng(0)
     smooth = lambda s: images.resize(rng.uniform(0, 1, (s // 8, s // 8, 3)), size=(s, s))  # noqa: E731
-    return [smooth(content_size) for _ in range(count)], [smooth(style_size) for _ in range(count)]
+    return ([smooth(content_size) for _ in range(count)], [smooth(style_size) for _ in range(count)],
+            f"measured on {count} seeded synthetic image pairs (no --photos/--styles given): style "
+            "distances on them are not comparable with BUILD.md's (held-out photos and paintings)")
 
 
 def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats: int = 5,
-           threads: int = 2) -> list[dict]:
-    """Measures each variant; returns one row per variant."""
+           threads: int = 2, photos=(), styles=()) -> tuple[list[dict], str]:
+    """Measures each variant on `photos` and `styles` (files; seeded synthetic images if none).
+
+    Returns:
+      (one row per variant, a description of the images measured: `measured_images`).
+    """
+    _both_or_neither(photos, styles)
     model_dir = Path(model_dir)
     first = model_dir / sig.model_file(sig.TRANSFORM, variants[0])
     if not first.is_file():
-        raise StyleError(f"{first}: not found (run python -m export.tflite first)")
+        raise _missing(first, model_dir)
     probe = interpreter(first, threads)
     inputs = probe.get_signature_runner(sig.TRANSFORM).get_input_details()
     content_size = inputs[sig.CONTENT_IMAGE]["shape"][1]
     probe_p = interpreter(model_dir / sig.model_file(sig.PREDICT, variants[0]), threads)
     style_size = probe_p.get_signature_runner(sig.PREDICT).get_input_details()[sig.STYLE_IMAGE]["shape"][1]
     net = Network(decoder_weights)
-    contents, styles = test_images(int(content_size), int(style_size))
+    contents, style_images, measured = measured_images(int(content_size), int(style_size), photos, styles)
     alpha = np.array([1.0], np.float32)
     reference = []
-    for c, s in zip(contents, styles):
+    for c, s in zip(contents, style_images):
         v = np.asarray(net.predict(s[None]))
         reference.append((v, np.asarray(net.transform(c[None], v, alpha))))
     rows = []
@@ -67,11 +114,11 @@ def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats:
         paths = {k: model_dir / sig.model_file(k, variant) for k in (sig.PREDICT, sig.TRANSFORM)}
         for p in paths.values():
             if not p.is_file():
-                raise StyleError(f"{p}: not found (run python -m export.tflite first)")
+                raise _missing(p, model_dir)
         predict = interpreter(paths[sig.PREDICT], threads).get_signature_runner(sig.PREDICT)
         transform = interpreter(paths[sig.TRANSFORM], threads).get_signature_runner(sig.TRANSFORM)
         t_pred, t_tran, psnrs, dists = [], [], [], []
-        for (c, s), (_, ref) in zip(zip(contents, styles), reference):
+        for (c, s), (_, ref) in zip(zip(contents, style_images), reference):
             for _ in range(repeats):
                 t = time.perf_counter()
                 v = predict(**{sig.STYLE_IMAGE: s[None]})[sig.STYLE_VECTOR]
@@ -91,7 +138,7 @@ def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats:
                      "transform_ms": 1000 * statistics.median(t_tran),
                      "psnr": min(psnrs), "style_distance": statistics.mean(dists),
                      "bar": PSNR_BAR[variant], "ok": min(psnrs) >= PSNR_BAR[variant]})
-    return rows
+    return rows, measured
 
 
 def table(rows: list[dict]) -> str:
@@ -106,12 +153,15 @@ def table(rows: list[dict]) -> str:
 
 
 def _define_flags() -> None:
-    flags.DEFINE_string("model_dir", str(Path(__file__).resolve().parent.parent / "models"),
-                        "Folder of .tflite files.")
+    flags.DEFINE_string("model_dir", DEFAULT_OUTPUT_DIR, "Folder of .tflite files (default: where "
+                        "export.tflite writes; `models` with --variants int8: the shipped pair).")
     flags.DEFINE_string("decoder_weights", None, "Decoder the models were exported from (default bundled).")
     flags.DEFINE_list("variants", list(sig.VARIANTS), "Variants to check.")
     flags.DEFINE_integer("repeats", 5, "Timed runs per image.")
     flags.DEFINE_integer("threads", 2, "LiteRT threads.")
+    flags.DEFINE_list("photos", [], "Photo files or folders, not seen by int8 calibration "
+                      "(default: seeded synthetic images).")
+    flags.DEFINE_list("styles", [], "Style image files or folders, paired with --photos in order.")
 
 
 @user_errors_exit_2
@@ -120,8 +170,11 @@ def main(argv) -> int:
     from style_tf import adain
 
     f = flags.FLAGS
-    rows = verify(f.model_dir, f.decoder_weights or str(adain.decoder_path()), f.variants,
-                  f.repeats, f.threads)
+    photos = expand(f.photos) if f.photos else []
+    styles = expand(f.styles) if f.styles else []
+    rows, measured = verify(f.model_dir, f.decoder_weights or str(adain.decoder_path()), f.variants,
+                            f.repeats, f.threads, photos, styles)
+    print(measured)
     print(table(rows))
     return 0 if all(r["ok"] for r in rows) else 1
 

@@ -4,7 +4,7 @@ Entry points import this module before anything that imports TensorFlow, and end
 `cli.run(main, define_flags)` instead of `absl.app.run(main)`:
 
 - TensorFlow's C++ start-up notices (oneDNN, CUDA probes) are kept off the terminal, where
-  they would bury a one-line error;
+  they would bury a one-line error, and so are its INFO log lines (`Assets written to`);
 - a flag that cannot be parsed (unknown flag, bad value) is one `error: ...` line and exit
   status 2, the user-error code; `--help` exits 0;
 - log lines are plain (`warning: ...`, no absl `I1130 12:00:00 run.py:134]` prefix) and are
@@ -12,6 +12,7 @@ Entry points import this module before anything that imports TensorFlow, and end
 """
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -19,6 +20,7 @@ import io
 import logging as std_logging
 import os
 import sys
+import tempfile
 import textwrap
 import tokenize
 import types
@@ -29,26 +31,49 @@ from style_tf.errors import StyleError
 _HELP_FLAGS = ("--help", "-help", "--helpshort", "--helpfull", "--helpxml", "-?", "-h")
 
 
-def quiet_tensorflow_import() -> None:
-    """Imports TensorFlow with its C++ start-up notices sent to /dev/null.
+@contextlib.contextmanager
+def native_stderr_captured():
+    """Keeps what is written to file descriptor 2 meanwhile; shows it only if the block raises.
 
-    TensorFlow prints them to file descriptor 2 while it loads. Later C++ logs at ERROR and
-    below are filtered by TF_CPP_MIN_LOG_LEVEL (a value the user set is kept); Python errors
-    and warnings are untouched. Under another Keras backend nothing is imported.
+    For native code's notices that no log level reaches (TensorFlow's start-up, the int8
+    quantiser's LLVM debug line, LiteRT's XNNPACK notice), while a failure still shows them.
+    With TF_CPP_MIN_LOG_LEVEL=0 (the user asked for everything) nothing is captured.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if ("tensorflow" in sys.modules or os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
-            or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow"):
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        failed = False
+        try:
+            yield
+        except Exception:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+                sys.stderr.flush()
+
+
+def quiet_tensorflow_import() -> None:
+    """Imports TensorFlow with its C++ start-up notices captured (`native_stderr_captured`).
+
+    Later C++ logs at ERROR and below are filtered by TF_CPP_MIN_LOG_LEVEL (a value the user
+    set is kept); later Python errors and warnings are untouched. Under another Keras backend
+    nothing is imported.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    with native_stderr_captured():
+        import tensorflow  # noqa: F401
 
 
 quiet_tensorflow_import()
@@ -70,8 +95,27 @@ def parse_flags(argv: list[str]) -> list[str]:
         raise
 
 
+def _from_tensorflow(record: std_logging.LogRecord) -> bool:
+    """Whether a record comes from TensorFlow's code: its `tensorflow` logger, or absl logging
+    called from a file of the tensorflow package."""
+    if record.name == "tensorflow" or record.name.startswith("tensorflow."):
+        return True
+    tf_file = getattr(sys.modules.get("tensorflow"), "__file__", None)
+    return bool(tf_file) and record.pathname.startswith(os.path.dirname(tf_file) + os.sep)
+
+
 class _PlainHandler(std_logging.Handler):
-    """Writes `message` (INFO) or `warning: message` through tqdm, above any progress bar."""
+    """Writes `message` (INFO) or `warning: message` through tqdm, above any progress bar.
+
+    TensorFlow's own INFO lines (`Assets written to`, `Sharding callback duration` while a
+    model is saved) are its internals' progress, not the tool's, and are dropped; its
+    warnings and errors are kept.
+    """
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        if record.levelno < std_logging.WARNING and _from_tensorflow(record):
+            return False
+        return super().filter(record)
 
     def emit(self, record: std_logging.LogRecord) -> None:
         from tqdm import tqdm
@@ -86,7 +130,11 @@ class _PlainHandler(std_logging.Handler):
 
 
 def plain_logging() -> None:
-    """Replaces absl's prefixed stderr handler with `_PlainHandler` (after absl set it up)."""
+    """Replaces absl's prefixed stderr handler with `_PlainHandler` (after absl set it up).
+
+    TensorFlow's logger loses the `INFO:tensorflow:` handler it gives itself when it loads
+    before absl: its records reach `_PlainHandler` through the root logger, once.
+    """
     from absl import logging
 
     root = std_logging.getLogger()
@@ -95,6 +143,10 @@ def plain_logging() -> None:
         root.removeHandler(absl_handler)
     if not any(isinstance(h, _PlainHandler) for h in root.handlers):
         root.addHandler(_PlainHandler())
+    tf_logger = std_logging.getLogger("tensorflow")
+    for handler in list(tf_logger.handlers):
+        if type(handler) is std_logging.StreamHandler:
+            tf_logger.removeHandler(handler)
 
 
 def run(main, define_flags=None) -> None:

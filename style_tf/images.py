@@ -126,6 +126,15 @@ def at_least(image, side: int) -> np.ndarray:
     return resize(image, size=(max(side, round(h * scale)), max(side, round(w * scale))))
 
 
+def center_square(image: np.ndarray, size: int) -> np.ndarray:
+    """The centre square of `image` resized to size x size: what a phone app does to camera
+    frames, so the fixed-size exported models and their benchmarks see images as the app does."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return resize(image[top:top + side, left:left + side], size=(size, size))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yields a temporary path beside `path`; renames it onto `path` only on success.

@@ -1,7 +1,10 @@
 """Export at a small size into a temporary folder, run in LiteRT, compare with Keras."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +13,12 @@ import tensorflow as tf
 
 from export import savedmodel, tflite, verify
 from export import signatures as sig
+from style_tf import paths
+from style_tf.errors import StyleError
 from style_tf.weights import sha256_file
 
 SIZE = 64
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +30,26 @@ def decoder_file():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, decoder_file):
-    out = tmp_path_factory.mktemp("tflite")
+    """The default output folder of a user's working folder that does not exist yet."""
+    out = tmp_path_factory.mktemp("export") / "work" / tflite.DEFAULT_OUTPUT_DIR
     tflite.export(decoder_file, str(out), content_size=SIZE, style_size=SIZE)
     return out
+
+
+def test_defaults_write_to_the_current_folder_not_the_repository():
+    for default in (tflite.DEFAULT_OUTPUT_DIR, savedmodel.DEFAULT_PATH):
+        assert not Path(default).is_absolute(), default  # The user's current folder.
+        assert not (REPO / default).resolve().is_relative_to(paths.models_dir().resolve()), default
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert f"/{tflite.DEFAULT_OUTPUT_DIR}/" in ignored  # Run from a checkout, git ignores it.
+
+
+def test_export_makes_a_missing_nested_folder_and_refuses_a_file(exported, tmp_path):
+    models = [sig.model_file(k, v) for k in (sig.PREDICT, sig.TRANSFORM) for v in sig.VARIANTS]
+    assert sorted(p.name for p in exported.iterdir()) == sorted([tflite.MANIFEST, *models])
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StyleError, match="not a folder"):
+        tflite.output_folder(tmp_path / "file")
 
 
 def test_signatures_names_dtypes_shapes(exported):
@@ -41,14 +64,20 @@ def test_signatures_names_dtypes_shapes(exported):
 
 
 def test_float_variants_match_keras_and_no_nan(exported, decoder_file):
-    rows = verify.verify(str(exported), decoder_file, ("float32", "float16"), repeats=1)
+    rows, measured = verify.verify(str(exported), decoder_file, ("float32", "float16"), repeats=1)
+    assert measured.startswith("measured on 3 seeded synthetic image pairs"), measured
     rows = {r["variant"]: r for r in rows}
     assert rows["float32"]["psnr"] >= 40 and rows["float16"]["psnr"] >= 35
     assert all(np.isfinite(r["style_distance"]) for r in rows.values())
 
 
-def test_int8_passes_its_bar_in_litert(exported, decoder_file):
-    rows = verify.verify(str(exported), decoder_file, ("int8",), repeats=1)
+def test_int8_passes_its_bar_in_litert_on_the_given_images(exported, decoder_file):
+    photos = [paths.EXAMPLES / "content" / "coffee.png", paths.EXAMPLE_CONTENT]
+    rows, measured = verify.verify(str(exported), decoder_file, ("int8",), repeats=1, photos=photos,
+                                   styles=[paths.EXAMPLE_STYLE])
+    assert measured.splitlines() == ["measured on 2 photo + style pair(s):",
+                                     f"  {photos[0]} + {paths.EXAMPLE_STYLE}",
+                                     f"  {photos[1]} + {paths.EXAMPLE_STYLE}"]
     assert rows[0]["psnr"] >= 25, rows  # The bar of export.verify.
     assert rows[0]["mb"] < 0.5 * sum(p.stat().st_size for p in exported.glob("*float32*")) / 1e6
 
@@ -71,8 +100,26 @@ def test_committed_int8_models_come_from_the_bundled_decoder(decoder_file):
     for key in (sig.PREDICT, sig.TRANSFORM):
         name = sig.model_file(key, "int8")
         assert manifest["files"][name]["sha256"] == sha256_file(models / name)
-    rows = verify.verify(str(models), decoder_file, ("int8",), repeats=1)
+    rows, _ = verify.verify(str(models), decoder_file, ("int8",), repeats=1)
     assert rows[0]["ok"], rows
+
+
+def test_verify_needs_photos_and_styles_together():
+    with pytest.raises(StyleError, match="both --photos and --styles"):
+        verify.measured_images(SIZE, SIZE, photos=[paths.EXAMPLE_CONTENT])
+
+
+def test_verify_command_reads_the_default_folder_and_prints_no_start_up_noise(exported):
+    """Run where export.tflite wrote by default, with TensorFlow's log level left to the tool."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    run = subprocess.run([sys.executable, "-m", "export.verify", "--variants", "int8", "--repeats", "1"],
+                         cwd=exported.parent, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    noise = [line for line in run.stderr.splitlines()
+             if re.search(r"tensorflow/|cuda|onednn|xnnpack|absl|^[IWE]\d{4} ", line, re.IGNORECASE)]
+    assert not noise, run.stderr
+    assert "seeded synthetic" in run.stdout and "| int8 |" in run.stdout, run.stdout
 
 
 def test_android_guide_documents_the_exported_signatures():
@@ -83,10 +130,12 @@ def test_android_guide_documents_the_exported_signatures():
         assert f'"{key}"' in guide
 
 
-def test_savedmodel_hub_load_and_keras_layer(tmp_path, decoder_file):
+def test_savedmodel_hub_load_and_keras_layer(tmp_path, monkeypatch, decoder_file):
     import tensorflow_hub as hub
 
-    path = savedmodel.export(decoder_file, str(tmp_path / "sm"))
+    monkeypatch.chdir(tmp_path)
+    path = savedmodel.export(decoder_file, savedmodel.DEFAULT_PATH)  # Its parent made.
+    assert path.resolve() == (tmp_path / tflite.DEFAULT_OUTPUT_DIR / "adain_savedmodel").resolve()
     content = np.random.default_rng(0).uniform(size=(1, 50, 70, 3)).astype(np.float32)
     style = np.random.default_rng(1).uniform(size=(1, 40, 40, 3)).astype(np.float32)
     module = hub.load(str(path))
