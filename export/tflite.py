@@ -43,8 +43,8 @@ class Network:
 
     The encoder computes what the Keras one does, with the caffe preprocessing (RGB -> BGR,
     x255, minus the means) folded into the first convolution: quantised to int8, those three
-    input ops alone were off by 80-300% (measured with LiteRT), and folded there is nothing
-    left to quantise but the convolution. The image is padded with the mean colour, which is
+    input ops alone were far off (benchmarks/RESULTS.md, "Export/TFLite"), and folded there is
+    nothing left to quantise but the convolution. The image is padded with the mean colour, which is
     what the Keras model's zero padding of mean-subtracted pixels amounts to.
     """
 
@@ -72,8 +72,8 @@ class Network:
         return adain.style_vector(self.features(style_image)[adain.BOTTLENECK])
 
     def transform(self, content_image, style_vector, alpha):
-        # Without the engine's mirrored border: with it, the int8 models fell to 7-13 dB PSNR
-        # against Keras at 64-128 px (30 dB at 384), a failure not yet understood.
+        # Without the engine's mirrored border: with it the int8 models fail their PSNR bar at
+        # small sizes, for reasons not yet understood (benchmarks/RESULTS.md, "Export/TFLite").
         return adain.transform(self.features, self.decoder, content_image, style_vector, alpha,
                                border=0)
 
@@ -129,7 +129,8 @@ def output_folder(path: str | os.PathLike) -> Path:
 
 
 # TFLite ops kept in float in the int8 models: quantised, the channel means and standard
-# deviations of AdaIN (MEAN of squares spanning 1e0..1e7) put the style vector 10-30% off.
+# deviations of AdaIN (MEAN of squares spanning 1e0..1e7) put the style vector far off
+# (benchmarks/RESULTS.md, "Export/TFLite").
 FLOAT_OPS = ("MEAN", "SQUARED_DIFFERENCE", "SUB", "MUL", "ADD", "SQRT", "RSQRT", "DIV",
              "CONCATENATION", "STRIDED_SLICE", "MINIMUM", "MAXIMUM", "PAD")
 

@@ -9,7 +9,8 @@ XNNPACK), PSNR of the stylized output against the Keras network on the same inpu
 AdaIN style distance of the output, on the `--photos` and `--styles` given (paired in order;
 best ones int8 calibration did not see, which by default are all but examples/). Without them
 it measures seeded synthetic images and says so: the PSNR bars still apply, but the figures
-are not comparable with BUILD.md's. Exit status 1 if a variant falls below its PSNR bar.
+are not comparable with those of benchmarks/RESULTS.md. Exit status 1 if a variant falls below
+its PSNR bar.
 """
 
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
@@ -82,7 +83,8 @@ def measured_images(content_size: int, style_size: int, photos=(), styles=(), co
     smooth = lambda s: images.resize(rng.uniform(0, 1, (s // 8, s // 8, 3)), size=(s, s))  # noqa: E731
     return ([smooth(content_size) for _ in range(count)], [smooth(style_size) for _ in range(count)],
             f"measured on {count} seeded synthetic image pairs (no --photos/--styles given): style "
-            "distances on them are not comparable with BUILD.md's (held-out photos and paintings)")
+            "distances on them are not comparable with benchmarks/RESULTS.md's (held-out photos and "
+            "paintings)")
 
 
 def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats: int = 5,
