@@ -133,10 +133,10 @@ def main(argv) -> int:
         print(f"wrote {path.resolve()}")
     for path, why in result.failed:
         print(f"failed {path}: {why}", file=sys.stderr)
-    logging.info("done in %.1f s", result.seconds)
-    if result.interrupted:
+    if result.interrupted:  # Not "done": the engine said at which step it stopped.
         print("interrupted: the current image was saved", file=sys.stderr)
         return 130
+    logging.info("done in %.1f s", result.seconds)
     return 1 if result.failed else 0
 
 

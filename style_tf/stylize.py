@@ -247,6 +247,9 @@ class _Engine:
         state = state_path(out_path)
         key = _fingerprint(c, content, styles, weights, masks)
         start = load_resume(state, key) if c.resume and (self.strict_resume or state.exists()) else None
+        if start is not None:
+            logging.info("resuming %s from step %d (scale %dx%d)", out_path, start.total_step,
+                         start.image.shape[1], start.image.shape[0])
         bar = tqdm(total=c.optimize.steps * len(sizes), desc=out_path.name, unit="step",
                    initial=start.total_step if start else 0,
                    disable=None if c.progress else True)  # None: off when not a terminal.

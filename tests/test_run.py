@@ -92,7 +92,8 @@ def test_sigint_saves_current_image(tmp_path, photo):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
+    assert "interrupted at step" in err and "Traceback" not in err
+    assert "done in" not in err and "done after" not in err  # Stopped, not done.
     assert Image.open(out).size == (48, 34)
 
 
@@ -109,7 +110,7 @@ def test_interrupt_then_resume_equals_straight_run(tmp_path, photo):
     import signal
 
     args = [f"--content={photo}", f"--style={STYLE}", "--method=optimize", "--max_dim=48",
-            "--scales=", "--steps=12", "--optimizer=adam", "--noprogress"]
+            "--scales=24", "--steps=20", "--optimizer=adam", "--noprogress"]
     straight = tmp_path / "straight.png"
     assert run(*args, f"--output={straight}").returncode == 0
     out = tmp_path / "out.png"
@@ -124,8 +125,13 @@ def test_interrupt_then_resume_equals_straight_run(tmp_path, photo):
     assert proc.returncode == 130
     state = tmp_path / "out.png.resume.npz"
     assert state.is_file()
+    with np.load(state) as saved:  # Stopped in the coarse 24 px scale (17 steps before its end),
+        assert saved["image"].shape == (17, 24, 3)
+        step = int(saved["position"][2])
+    assert Image.open(out).size == (48, 34)  # yet the output has the full size.
     r = run(*args, f"--output={out}", "--resume")
     assert r.returncode == 0, r.stderr
+    assert f"resuming {out} from step {step} (scale 24x17)" in r.stderr
     assert not state.exists()
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(straight)))
     r = run(*args, f"--output={out}", "--resume")
