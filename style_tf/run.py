@@ -8,6 +8,7 @@ written), 130 interrupted (the current image was saved).
 
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
 
+import os
 import sys
 
 from absl import flags, logging
@@ -94,9 +95,18 @@ ENGINE_FLAGS = {
 }
 
 
+# Flags that take image files (a folder is for --content only).
+IMAGE_FILE_FLAGS = ("style", "style_masks")
+
+
 def config_from_flags(f) -> stylize.StylizeConfig:
     """Builds the frozen config; every check raises StyleError."""
     config = _config(f)
+    for name in IMAGE_FILE_FLAGS:
+        folders = [item for item in f[name].value if os.path.isdir(item)]
+        if folders:
+            raise StyleError(f"--{name}: {folders[0]} is a folder; --{name} takes image files "
+                             "(comma-separated)")
     for method, names in ENGINE_FLAGS.items():
         given = ["--" + n for n in names if f[n].present]
         if given and f.method != method:

@@ -39,6 +39,8 @@ def test_writes_output_and_says_where(tmp_path, photo):
 @pytest.mark.parametrize("bad,match", [
     (["--content=/nonexistent.png"], "no such file"),
     (["--style=NOTAFILE"], "no such file"),
+    ([f"--style={EXAMPLES / 'style'}"], "style is a folder; --style takes image files"),
+    ([f"--style_masks={EXAMPLES / 'style'}"], "style is a folder; --style_masks takes image files"),
     (["--style_weights=1,2"], "style weights"),
     (["--steps=-1"], "steps must be >= 0"),
     (["--style_layers=block1_conv1,block9_conv9"], "unknown vgg19 layer 'block9_conv9'"),
