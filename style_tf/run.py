@@ -93,7 +93,8 @@ ENGINE_FLAGS = {
                  "save_every", "plot", "resume"),
     "adain": ("alpha", "decoder_weights", "face_size"),
 }
-
+# Flags only one optimiser of the optimize engine reads, for the same reason.
+OPTIMIZER_FLAGS = {"adam": ("learning_rate",)}
 
 # Flags that take image files (a folder is for --content only).
 IMAGE_FILE_FLAGS = ("style", "style_masks")
@@ -107,12 +108,19 @@ def config_from_flags(f) -> stylize.StylizeConfig:
         if folders:
             raise StyleError(f"--{name}: {folders[0]} is a folder; --{name} takes image files "
                              "(comma-separated)")
-    for method, names in ENGINE_FLAGS.items():
-        given = ["--" + n for n in names if f[n].present]
-        if given and f.method != method:
-            raise StyleError(f"{', '.join(given)}: {'options' if len(given) > 1 else 'an option'} "
-                             f"of --method={method}, not of {f.method}")
+    _refuse_unread(f, "method", ENGINE_FLAGS)
+    _refuse_unread(f, "optimizer", OPTIMIZER_FLAGS)
     return config
+
+
+def _refuse_unread(f, choice: str, table: dict[str, tuple[str, ...]]) -> None:
+    """Refuses flags given for another value of `--choice` than the one in use (`table`:
+    {value: the flags only it reads})."""
+    for value, names in table.items():
+        given = ["--" + n for n in names if f[n].present]
+        if given and f[choice].value != value:
+            raise StyleError(f"{', '.join(given)}: {'options' if len(given) > 1 else 'an option'} "
+                             f"of --{choice}={value}, not of {f[choice].value}")
 
 
 def _config(f) -> stylize.StylizeConfig:

@@ -50,6 +50,7 @@ def test_writes_output_and_says_where(tmp_path, photo):
     (["--face_size=-1"], "face_size must be >= 0"),
     (["--face_size=100"], "--face_size: an option of --method=adain, not of optimize"),
     (["--method=adain"], "--steps, --scales: options of --method=optimize, not of adain"),
+    (["--learning_rate=0.1"], "--learning_rate: an option of --optimizer=adam, not of lbfgs"),
     (["--style_weight=inf"], "finite number"),
     (["--style_weight=1e30"], "not finite at step 1"),  # Overflows float32 from the start.
 ])
