@@ -149,8 +149,9 @@ def main(argv) -> int:
     result = stylize.stylize(config_from_flags(flags.FLAGS))
     for path in result.written:
         print(f"wrote {path.resolve()}")
-    for path, why in result.failed:
-        print(f"failed {path}: {why}", file=sys.stderr)
+    tried = len(result.failed) + len(result.written)
+    if result.failed and tried > 1:  # Each failure was logged as it happened: here only a count.
+        print(f"failed: {len(result.failed)} of {tried} files (errors above)", file=sys.stderr)
     if result.interrupted:  # Not "done": the engine said at which step it stopped.
         print("interrupted: the current image was saved", file=sys.stderr)
         return 130

@@ -185,7 +185,8 @@ def stylize(config: StylizeConfig) -> Result:
                     last = images.resize(last, size=content.shape[:2])  # A coarse scale's, upsampled.
                     images.save_image(out_path, _finish(config, last, content))
                     why += f"; saved the last finite image (step {e.step}) to {out_path}"
-                logging.error("%s", why)
+                # Said once, here, as it happens; entry points only count the failures.
+                logging.error("%s", why if str(content_path) in why else f"{content_path}: {why}")
                 result.failed.append((content_path, why))
                 continue
             images.save_image(out_path, image)
