@@ -2,7 +2,7 @@
 
 Each element is a float32 (B, size, size, 3) RGB batch in [0, 1]: decoded, the shorter side
 resized to `resize_to`, randomly cropped to `size`, shuffled, repeated and prefetched.
-Files that cannot be decoded are counted and skipped when the file list is built.
+Files that cannot be decoded are skipped, and named in a warning, when the file list is built.
 """
 
 import io
@@ -34,19 +34,42 @@ def list_files(source: str) -> list[str]:
     return sorted(files)
 
 
-def readable_images(files: list[str]) -> tuple[list[str], int]:
-    """Keeps files PIL can verify in a format TensorFlow decodes; returns (kept, skipped)."""
-    kept = []
+def readable_images(files: list[str]) -> tuple[list[str], list[str]]:
+    """Splits files into those PIL can verify in a format TensorFlow decodes and the others;
+    returns (kept, skipped)."""
+    kept, skipped = [], []
     for path in files:
         try:
             with tf.io.gfile.GFile(path, "rb") as f, Image.open(io.BytesIO(f.read())) as img:
                 fmt = img.format
                 img.verify()
-            if fmt in _TF_FORMATS:
-                kept.append(path)
-        except Exception:  # Any failure means "not a usable image": counted, not fatal.
-            pass
-    return kept, len(files) - len(kept)
+        except Exception:  # Any failure means "not a usable image": skipped, not fatal.
+            fmt = None
+        (kept if fmt in _TF_FORMATS else skipped).append(path)
+    return kept, skipped
+
+
+def _some(paths: list[str], source: str, shown: int = 3) -> str:
+    """The first `shown` of `paths` (relative to a `source` folder), and how many more."""
+    folder = tf.io.gfile.isdir(source)
+    names = [os.path.relpath(p, source) if folder else p for p in paths[:shown]]
+    return ", ".join(names) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
+def _readable(source: str, files: list[str]) -> list[str]:
+    """The readable images of `files`; names the skipped ones in a warning.
+
+    Raises:
+      StyleError: none is readable.
+    """
+    files, skipped = readable_images(files)
+    what = (f"{len(skipped)} unreadable or unsupported file{'s' if len(skipped) > 1 else ''}: "
+            f"{_some(skipped, source)}")
+    if not files:
+        raise StyleError(f"{source}: no readable images" + (f", only {what}" if skipped else ""))
+    if skipped:
+        logging.warning("%s: skipped %s", source, what)
+    return files
 
 
 def source_of(path: str, root: str) -> str:
@@ -95,11 +118,7 @@ def image_dataset(source: str, batch_size: int, size: int = 256, resize_to: int 
         spec = {"image": tf.io.FixedLenFeature([], tf.string)}
         ds = ds.map(lambda record: tf.io.parse_single_example(record, spec)["image"])
         return _finish(ds, batch_size, size, resize_to, shuffle, seed, repeat)
-    files, skipped = readable_images(files)
-    if skipped:
-        logging.warning("%s: skipped %d unreadable or unsupported files", source, skipped)
-    if not files:
-        raise StyleError(f"{source}: no readable images")
+    files = _readable(source, files)
     logging.info("%s: %d images", source, len(files))
     if not (balance or upweight) or not tf.io.gfile.isdir(source):
         return _finish(_reader(files, shuffle, seed), batch_size, size, resize_to, shuffle, seed, repeat)
@@ -138,11 +157,13 @@ def _finish(ds, batch_size, size, resize_to, shuffle, seed, repeat):
 def write_tfrecords(source: str, output_prefix: str, shards: int = 8) -> tuple[list[str], int]:
     """Packs the readable images of `source` into `<prefix>-0000N-of-0000M.tfrecord` shards.
 
-    Each record holds the original encoded bytes under "image". Returns (paths, skipped).
+    Each record holds the original encoded bytes under "image". Returns (paths, number of
+    files skipped: those `readable_images` refuses, named in a warning).
     """
-    files, skipped = readable_images(list_files(source))
-    if not files:
-        raise StyleError(f"{source}: no readable images")
+    all_files = list_files(source)
+    if not all_files:
+        raise StyleError(f"{source}: no files found")
+    files = _readable(source, all_files)
     shards = max(1, min(shards, len(files)))
     paths = [f"{output_prefix}-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
     for i, path in enumerate(paths):
@@ -154,4 +175,4 @@ def write_tfrecords(source: str, output_prefix: str, shards: int = 8) -> tuple[l
                 example = tf.train.Example(features=tf.train.Features(feature=feature))
                 writer.write(example.SerializeToString())
         tf.io.gfile.rename(tmp, path, overwrite=True)
-    return paths, skipped
+    return paths, len(all_files) - len(files)

@@ -36,9 +36,11 @@ def load_image(path: str | os.PathLike, max_dim: int | None = None) -> np.ndarra
       (H, W, 3) float32 array in [0, 1].
 
     Raises:
-      StyleError: the file is missing, unreadable, not an image, empty or too large.
+      StyleError: the file is missing (or a folder), unreadable, not an image, empty or too large.
     """
     path = Path(path)
+    if path.is_dir():
+        raise StyleError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise StyleError(f"{path}: no such file")
     try:

@@ -222,7 +222,9 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
         count but rebuilds its curvature memory.
 
     Returns:
-      (H', W', 3) float32 image in [0, 1] with longest side `max_dim`.
+      (H', W', 3) float32 image in [0, 1] with longest side `max_dim`, also when `callback`
+      stops it during a coarse scale (that scale's image, upsampled; `Step.resume()` keeps
+      the coarse one to continue from).
     """
     if style_weights is None:
         style_weights = [1.0] * len(styles)
@@ -259,8 +261,10 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
             problem = Problem(model32, exact, scaled_content, scaled_styles, style_weights, scaled_masks)
             image, total_step, stop = _lbfgs(problem, config, Resume(index, done, total_step, image),
                                              size, callback)
+        if stop:  # The caller asked to stop (an interrupt): it says so, not "done".
+            return images.resize(image, size=sizes[-1])  # A coarse scale's image, at full size.
         logging.info("scale %d (%dx%d) done after %d steps", index, size[1], size[0], total_step)
-        if stop or index + 1 == len(sizes):
+        if index + 1 == len(sizes):
             return image
         resume = Resume(index + 1, 0, total_step, images.resize(image, size=sizes[index + 1]))
     return resume.image  # Resumed after the last step of the last scale.

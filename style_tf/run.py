@@ -8,6 +8,7 @@ written), 130 interrupted (the current image was saved).
 
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
 
+import os
 import sys
 
 from absl import flags, logging
@@ -92,17 +93,34 @@ ENGINE_FLAGS = {
                  "save_every", "plot", "resume"),
     "adain": ("alpha", "decoder_weights", "face_size"),
 }
+# Flags only one optimiser of the optimize engine reads, for the same reason.
+OPTIMIZER_FLAGS = {"adam": ("learning_rate",)}
+
+# Flags that take image files (a folder is for --content only).
+IMAGE_FILE_FLAGS = ("style", "style_masks")
 
 
 def config_from_flags(f) -> stylize.StylizeConfig:
     """Builds the frozen config; every check raises StyleError."""
     config = _config(f)
-    for method, names in ENGINE_FLAGS.items():
-        given = ["--" + n for n in names if f[n].present]
-        if given and f.method != method:
-            raise StyleError(f"{', '.join(given)}: {'options' if len(given) > 1 else 'an option'} "
-                             f"of --method={method}, not of {f.method}")
+    for name in IMAGE_FILE_FLAGS:
+        folders = [item for item in f[name].value if os.path.isdir(item)]
+        if folders:
+            raise StyleError(f"--{name}: {folders[0]} is a folder; --{name} takes image files "
+                             "(comma-separated)")
+    _refuse_unread(f, "method", ENGINE_FLAGS)
+    _refuse_unread(f, "optimizer", OPTIMIZER_FLAGS)
     return config
+
+
+def _refuse_unread(f, choice: str, table: dict[str, tuple[str, ...]]) -> None:
+    """Refuses flags given for another value of `--choice` than the one in use (`table`:
+    {value: the flags only it reads})."""
+    for value, names in table.items():
+        given = ["--" + n for n in names if f[n].present]
+        if given and f[choice].value != value:
+            raise StyleError(f"{', '.join(given)}: {'options' if len(given) > 1 else 'an option'} "
+                             f"of --{choice}={value}, not of {f[choice].value}")
 
 
 def _config(f) -> stylize.StylizeConfig:
@@ -131,12 +149,13 @@ def main(argv) -> int:
     result = stylize.stylize(config_from_flags(flags.FLAGS))
     for path in result.written:
         print(f"wrote {path.resolve()}")
-    for path, why in result.failed:
-        print(f"failed {path}: {why}", file=sys.stderr)
-    logging.info("done in %.1f s", result.seconds)
-    if result.interrupted:
+    tried = len(result.failed) + len(result.written)
+    if result.failed and tried > 1:  # Each failure was logged as it happened: here only a count.
+        print(f"failed: {len(result.failed)} of {tried} files (errors above)", file=sys.stderr)
+    if result.interrupted:  # Not "done": the engine said at which step it stopped.
         print("interrupted: the current image was saved", file=sys.stderr)
         return 130
+    logging.info("done in %.1f s", result.seconds)
     return 1 if result.failed else 0
 
 

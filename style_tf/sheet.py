@@ -25,6 +25,8 @@ from style_tf.errors import StyleError, user_errors_exit_2
 
 LABEL_HEIGHT = 34
 MARGIN = 4
+FONT_SIZE = 12  # Labels at cells wide enough for them; narrower cells get smaller text,
+MIN_FONT_SIZE = 7  # down to this, then lines cut short.
 
 
 def _define_flags() -> None:
@@ -127,8 +129,8 @@ def compose(rows: list[list[tuple[np.ndarray, str]]], row_heads: list[np.ndarray
             col_heads: list[tuple[np.ndarray | None, str]], cell: int) -> Image.Image:
     """The grid: a header row (style thumbnails + titles), a head column (contents), cells.
 
-    Columns are `cell` wide; each row is as tall as its tallest image, labels right under it."""
-    font = ImageFont.load_default(size=12)
+    Columns are `cell` wide; each row is as tall as its tallest image, labels right under it,
+    each within its cell (`fit_label`)."""
 
     def thumb(image):
         if image is None:
@@ -148,9 +150,36 @@ def compose(rows: list[list[tuple[np.ndarray, str]]], row_heads: list[np.ndarray
             x = MARGIN + col * (cell + MARGIN)
             if t is not None:
                 sheet.paste(t, (x + (cell - t.width) // 2, y + (height - t.height) // 2))
+            text, font = fit_label(draw, text, cell - 2, LABEL_HEIGHT - 3)
             draw.multiline_text((x + 2, y + height + 3), text, fill="black", font=font, spacing=2)
         y += height + LABEL_HEIGHT + MARGIN
     return sheet
+
+
+def fit_label(draw: ImageDraw.ImageDraw, text: str, width: int, height: int):
+    """(text, font) that fit a `width` x `height` box: `text` at the largest size from
+    FONT_SIZE down to MIN_FONT_SIZE, else at MIN_FONT_SIZE with each line cut to the width
+    (ending in "…") and the lines below the height left out. Never wider than the box, so a
+    label does not run into the next cell's."""
+
+    def fits(candidate, font):
+        left, top, right, bottom = draw.multiline_textbbox((0, 0), candidate, font=font, spacing=2)
+        return right <= width and bottom <= height
+
+    for size in range(FONT_SIZE, MIN_FONT_SIZE - 1, -1):
+        font = ImageFont.load_default(size=size)
+        if fits(text, font):
+            return text, font
+    lines = []
+    for line in text.splitlines():
+        for end in range(len(line), 0, -1):
+            candidate = line if end == len(line) else line[:end].rstrip() + "…"
+            if fits("\n".join(lines + [candidate]), font):
+                lines.append(candidate)
+                break
+        else:  # Not one character fits, or no room below: the rest is left out.
+            break
+    return "\n".join(lines), font
 
 
 def make_sheet(contents: list[Path], styles: list[Path], base: stylize.StylizeConfig,

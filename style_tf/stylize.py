@@ -205,7 +205,8 @@ def stylize(config: StylizeConfig) -> Result:
                     last = images.resize(last, size=content.shape[:2])  # A coarse scale's, upsampled.
                     images.save_image(out_path, _finish(config, last, content))
                     why += f"; saved the last finite image (step {e.step}) to {out_path}"
-                logging.error("%s", why)
+                # Said once, here, as it happens; entry points only count the failures.
+                logging.error("%s", why if str(content_path) in why else f"{content_path}: {why}")
                 result.failed.append((content_path, why))
                 continue
             images.save_image(out_path, image)
@@ -269,6 +270,9 @@ class _Engine:
         state = state_path(out_path)
         key = _fingerprint(c, content, styles, weights, masks)
         start = load_resume(state, key) if c.resume and (self.strict_resume or state.exists()) else None
+        if start is not None:
+            logging.info("resuming %s from step %d (scale %dx%d)", out_path, start.total_step,
+                         start.image.shape[1], start.image.shape[0])
         bar = tqdm(total=c.optimize.steps * len(sizes), desc=out_path.name, unit="step",
                    initial=start.total_step if start else 0,
                    disable=None if c.progress else True)  # None: off when not a terminal.

@@ -214,14 +214,14 @@ def datasets(config: TrainConfig, global_batch: int):
 
 def train(config: TrainConfig) -> dict[str, float]:
     """Trains until `config.steps`, resuming from `model_dir`; returns the last logged losses."""
-    tf.io.gfile.makedirs(config.model_dir)
     strategy = make_strategy(config.strategy, config.tpu)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
+    ds = datasets(config, global_batch)  # Checks the data first: bad folders leave no model_dir.
+    tf.io.gfile.makedirs(config.model_dir)
     logging.info("strategy %s, %d replicas, global batch %d", type(strategy).__name__,
                  strategy.num_replicas_in_sync, global_batch)
     trainer = Trainer(config, strategy)
     start = trainer.restore()
-    ds = datasets(config, global_batch)
     iterator = iter(strategy.experimental_distribute_dataset(ds))
     preview = next(iter(ds.take(1)))
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))

@@ -8,6 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from style_tf.errors import StyleError
@@ -111,23 +112,74 @@ def _read_npz(path) -> Weights:
 
 
 def _read_keras_h5(network: str, path) -> Weights:
-    """Reads a Keras `.h5` or `.weights.h5` file of the full notop network."""
-    import keras  # Deferred: the bundled route needs no Keras model.
+    """Reads the layers of a Keras `.h5` file (the ImageNet files' layout: `layer_names`, then
+    `weight_names` per layer) or Keras 3 `.weights.h5` file by name, with h5py.
 
-    builder = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}[network]
+    Not loaded into a Keras VGG: a file of another model would then print a Keras warning per
+    layer before an error about Keras's internals; read by name, `_check_shapes` says in one
+    line which layer is missing and what the file holds.
+    """
     try:
-        model = builder(include_top=False, weights=str(path))
-    except (ValueError, OSError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StyleError(f"{path}: not {network} notop weights ({first})") from None
-    return {layer.name: tuple(w.astype(np.float32) for w in layer.get_weights())
-            for layer in model.layers if layer.get_weights()}
+        with h5py.File(path, "r") as f:
+            return _keras3_layers(f, network) if "layers" in f else _legacy_layers(f)
+    except OSError as e:
+        raise StyleError(f"{path}: not an HDF5 weights file ({_first_line(e)})") from None
+    except (KeyError, ValueError, TypeError) as e:
+        raise StyleError(f"{path}: not a readable Keras weights file ({_first_line(e)})") from None
+
+
+def _legacy_layers(f) -> Weights:
+    """`{layer: (kernel, bias)}` of the layers with two weights, in the Keras 2 layout."""
+    if "layer_names" not in f.attrs and "model_weights" in f:  # A whole model, not its weights.
+        f = f["model_weights"]
+    weights = {}
+    for name in _h5_strings(f.attrs, "layer_names"):
+        arrays = [f[name][w] for w in _h5_strings(f[name].attrs, "weight_names")]
+        if len(arrays) == 2:
+            weights[name] = tuple(np.asarray(a, np.float32) for a in arrays)
+    return weights
+
+
+def _h5_strings(attrs, name: str) -> list[str]:
+    """A list-of-names attribute, also one Keras split into `name0`, `name1`, ... for size."""
+    chunks = [attrs[name]] if name in attrs else []
+    while f"{name}{len(chunks)}" in attrs:
+        chunks.append(attrs[f"{name}{len(chunks)}"])
+    return [v.decode() if isinstance(v, bytes) else str(v) for chunk in chunks for v in chunk]
+
+
+def _keras3_layers(f, network: str) -> Weights:
+    """`{layer: (kernel, bias)}` in the Keras 3 layout: `layers/<group>/vars/{0,1}`, the layer's
+    name in the `name` attribute of `vars`. Keras versions that wrote no names numbered the
+    groups per class in model order (conv2d, conv2d_1, ...): those are taken in that order."""
+    named, numbered = {}, {}
+    for key, group in f["layers"].items():
+        variables = group.get("vars") if isinstance(group, h5py.Group) else None
+        if not isinstance(variables, h5py.Group) or sorted(variables) != ["0", "1"]:
+            continue
+        arrays = tuple(np.asarray(variables[i], np.float32) for i in ("0", "1"))
+        if variables.attrs.get("name"):
+            named[str(variables.attrs["name"])] = arrays
+        elif key == "conv2d" or (key.startswith("conv2d_") and key[7:].isdigit()):
+            numbered[int(key[7:] or 0)] = arrays
+    if named or not numbered:
+        return named
+    return dict(zip(conv_shapes(network), (numbered[i] for i in sorted(numbered))))
+
+
+def _first_line(e) -> str:
+    """The first line of an error or message (its type's name when it has no text)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _check_shapes(network: str, weights: Weights, path) -> Weights:
     for layer, (kernel_shape, bias_shape) in conv_shapes(network).items():
         if layer not in weights:
-            raise StyleError(f"{path}: layer {layer} is missing")
+            held = sorted(weights)
+            some = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+            raise StyleError(f"{path}: not {network} weights: no layer {layer} "
+                             f"(the file has {some or 'no layers'})")
         kernel, bias = weights[layer]
         if kernel.shape != kernel_shape or bias.shape != bias_shape:
             raise StyleError(f"{path}: {layer} has shapes {kernel.shape}, {bias.shape}; "
@@ -157,6 +209,22 @@ def fetch_imagenet(network: str, origin: str | None = None, file_hash: str | Non
     try:
         return Path(keras.utils.get_file(fname, origin, file_hash=file_hash or default_hash,
                                          cache_subdir="models", cache_dir=cache_dir))
-    except Exception as e:  # urllib, HTTP and hash errors all mean the same to the user.
-        raise StyleError(f"cannot get {network} ImageNet weights from {origin} ({type(e).__name__}); "
+    except Exception as e:  # Keras raises a bare Exception for URL errors, ValueError for hashes.
+        raise StyleError(f"cannot get {network} ImageNet weights from {origin} ({_download_error(e)}); "
                          f"offline, put {fname} in ~/.keras/models or pass --vgg_weights=PATH") from None
+
+
+def _download_error(e: BaseException) -> str:
+    """Why `keras.utils.get_file` failed, in a few words: the reason of the URL error it wraps
+    (HTTP status, "Name or service not known", "No such file or directory"), or the hash."""
+    import urllib.error
+
+    cause = e.__cause__ or e.__context__
+    if isinstance(cause, urllib.error.HTTPError):
+        return f"HTTP {cause.code} {cause.reason}"
+    if isinstance(cause, urllib.error.URLError):
+        reason = cause.reason
+        return _first_line(getattr(reason, "strerror", None) or reason)
+    if isinstance(e, ValueError) and "hash" in str(e):
+        return "the downloaded file's hash differs from the expected one: incomplete or corrupted"
+    return _first_line(e)

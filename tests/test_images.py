@@ -70,6 +70,8 @@ def test_broken_files_are_user_errors(tmp_path, data, match):
         images.load_image(path)
     with pytest.raises(StyleError, match="no such file"):
         images.load_image(tmp_path / "missing.png")
+    with pytest.raises(StyleError, match="is a folder, not an image file"):
+        images.load_image(tmp_path)
 
 
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from style_tf import lbfgs, optimize
+from style_tf import images, lbfgs, optimize
 from style_tf.errors import StyleError
 
 FAST = dict(scales=(), steps=25)
@@ -122,6 +122,28 @@ def test_resume_continues_where_it_stopped(content_image, style_image, optimizer
         np.testing.assert_array_equal(resumed, straight)
     else:  # L-BFGS rebuilds its memory: close, not identical.
         assert np.abs(resumed - straight).mean() < 0.02
+
+
+def test_stop_in_a_coarse_scale_gives_the_full_size_and_resumes_exactly(content_image, style_image,
+                                                                        caplog):
+    caplog.set_level(logging.INFO, logger="absl")
+    config = optimize.OptimizeConfig(optimizer="adam", steps=6, scales=(48,))
+    straight = optimize.optimize(content_image, [style_image], config, 96)
+    assert "scale 0 (48x32) done after 6 steps" in caplog.text
+    caplog.clear()
+    saved = []
+
+    def stop_at_3(step):  # Stops in the first, coarse scale.
+        saved.append(step.resume())
+        return step.total_step == 3
+
+    stopped = optimize.optimize(content_image, [style_image], config, 96, callback=stop_at_3)
+    assert (saved[-1].scale, saved[-1].step, saved[-1].image.shape) == (0, 3, (32, 48, 3))
+    assert stopped.shape == (64, 96, 3)  # The coarse image, upsampled to the output's size.
+    np.testing.assert_array_equal(stopped, images.resize(saved[-1].image, size=(64, 96)))
+    assert "done after" not in caplog.text  # Stopped, not done.
+    resumed = optimize.optimize(content_image, [style_image], config, 96, resume=saved[-1])
+    np.testing.assert_array_equal(resumed, straight)
 
 
 class _BoxQuadratic:

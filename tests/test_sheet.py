@@ -1,7 +1,7 @@
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from style_tf import images, paths, sheet, stylize
 from style_tf.errors import StyleError
@@ -40,6 +40,28 @@ def test_rows_as_tall_as_their_tallest_image():
     assert pixels[top:top + 20, x:x + 40].max() == 0  # The black image fills the row's height,
     assert pixels[top + 20:top + 22, x:x + 40].min() == 255  # then white, then its label.
     assert pixels[top + 20:top + label, x:x + 40].min() == 0
+
+
+@pytest.mark.parametrize("cell", [16, 40, 96])
+def test_labels_stay_in_their_cell_at_small_cell_sizes(cell):
+    label = "style 0.123  content 0.45\nssim 0.87  12.3 s"  # As run_cell writes them.
+    title = "Van_Gogh_The_Night_Cafe_back\nstyle_weight=0.001"
+    black = np.zeros((cell, cell, 3))
+    img = sheet.compose([[(black, label), (black, label)]], [black], [(None, title), (None, title)],
+                        cell=cell)
+    dark = np.asarray(img.convert("L")) < 128
+    m, height = sheet.MARGIN, sheet.LABEL_HEIGHT
+    for col in range(3):  # Nothing in the margins between columns: no label runs into the next.
+        x = m + col * (cell + m)
+        assert not dark[:, x - m:x].any() and not dark[:, x + cell:x + cell + m].any(), col
+    bands = [(m, m + height), (2 * m + height + cell, 2 * m + 2 * height + cell)]  # Below each row.
+    for top, bottom in bands:
+        assert not dark[bottom:bottom + m].any()  # Nor into the next row.
+        for col in (1, 2):  # Every label shows something.
+            x = m + col * (cell + m)
+            assert dark[top:bottom, x:x + cell].any(), (top, col)
+    text, font = sheet.fit_label(ImageDraw.Draw(img), label, 254, height - 3)
+    assert (text, font.size) == (label, sheet.FONT_SIZE)  # Wide cells keep the full label.
 
 
 def test_sweep_parsing():

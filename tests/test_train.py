@@ -1,6 +1,7 @@
 """Decoder training under a real MirroredStrategy over two logical CPU devices (conftest)."""
 
 import csv
+import dataclasses
 import logging
 import types
 
@@ -104,15 +105,35 @@ def test_strategy_choices():
         train.TrainConfig("a", "b", "c", identity_feature_weight=-0.5)
 
 
-def test_pipeline_skips_unreadable_and_refuses_empty(folders, tmp_path):
+def test_pipeline_skips_unreadable_and_refuses_empty(folders, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="absl")
     kept, skipped = data.readable_images(data.list_files(str(folders / "content")))
-    assert len(kept) == 3 and skipped == 1
+    assert len(kept) == 3 and skipped == [str(folders / "content" / "broken.jpg")]
+    data.image_dataset(str(folders / "content"), 2)
+    assert "skipped 1 unreadable or unsupported file: broken.jpg" in caplog.text  # Named.
     batch = next(iter(data.image_dataset(str(folders / "style"), 4, size=16, resize_to=24,
                                          balance=True)))
     assert batch.shape == (4, 16, 16, 3) and 0.0 <= float(tf.reduce_min(batch))
     (tmp_path / "empty").mkdir()
     with pytest.raises(StyleError, match="no files"):
         data.image_dataset(str(tmp_path / "empty"), 2)
+
+
+def test_bad_training_data_is_refused_before_model_dir_is_made(folders, tmp_path):
+    (tmp_path / "empty").mkdir()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for name in "abcde":
+        (notes / f"{name}.txt").write_text("not an image")
+    bad = {"missing": "no files found", "empty": "no files found",
+           "notes": "no readable images, only 5 unreadable or unsupported files: a.txt, b.txt, c.txt "
+                    "and 2 more"}
+    for name, match in bad.items():
+        config = dataclasses.replace(_config(folders, tmp_path / "m", steps=1),
+                                     style_dir=str(tmp_path / name))
+        with pytest.raises(StyleError, match=match):
+            train.train(config)
+        assert not (tmp_path / "m").exists(), name
 
 
 def test_upweight_multiplies_a_sources_share_and_refuses_unknown_sources(tmp_path):

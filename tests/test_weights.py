@@ -36,10 +36,17 @@ def _random_vgg16():
     return keras.applications.VGG16(include_top=False, weights=None)
 
 
-def _write_legacy_h5(model, path):
-    """The layout of the Keras ImageNet .h5 files: layer_names, then weight_names per layer."""
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+def _write_legacy_h5(model, path, whole_model=False):
+    """The layout of the Keras ImageNet .h5 files: layer_names, then weight_names per layer.
+    `whole_model`: as Keras 2's model.save wrote it, under model_weights, with layer_names
+    split in two attributes as Keras splits long ones."""
+    with h5py.File(path, "w") as root:
+        names = [layer.name.encode() for layer in model.layers]
+        f = root.create_group("model_weights") if whole_model else root
+        if whole_model:
+            f.attrs["layer_names0"], f.attrs["layer_names1"] = names[:5], names[5:]
+        else:
+            f.attrs["layer_names"] = names
         for layer in model.layers:
             g = f.create_group(layer.name)
             names = [f"{layer.name}_W_1:0", f"{layer.name}_b_1:0"][: len(layer.get_weights())]
@@ -48,14 +55,19 @@ def _write_legacy_h5(model, path):
                 g.create_dataset(n, data=w)
 
 
-@pytest.mark.parametrize("suffix", [".weights.h5", ".h5"])
-def test_vgg16_h5_round_trip(tmp_path, suffix):
+@pytest.mark.parametrize("layout", ["keras3", "keras3 unnamed", "legacy", "legacy whole model"])
+def test_vgg16_h5_round_trip(tmp_path, layout):
     model = _random_vgg16()
-    path = tmp_path / f"vgg16{suffix}"
-    if suffix == ".weights.h5":
+    path = tmp_path / ("vgg16.weights.h5" if layout.startswith("keras3") else "vgg16.h5")
+    if layout.startswith("keras3"):
         model.save_weights(path)
+        if layout == "keras3 unnamed":  # As Keras versions that wrote no layer names: conv2d, conv2d_1, ...
+            with h5py.File(path, "a") as f:
+                for group in f["layers"].values():
+                    if "vars" in group and "name" in group["vars"].attrs:
+                        del group["vars"].attrs["name"]
     else:
-        _write_legacy_h5(model, path)
+        _write_legacy_h5(model, path, whole_model=layout == "legacy whole model")
     loaded = weights.load_vgg_weights("vgg16", str(path))
     expected = model.get_layer("block3_conv2").get_weights()
     np.testing.assert_array_equal(loaded["block3_conv2"][0], expected[0])
@@ -66,8 +78,21 @@ def test_vgg16_h5_round_trip(tmp_path, suffix):
 def test_wrong_network_file_is_refused(tmp_path):
     path = tmp_path / "vgg16.weights.h5"
     _random_vgg16().save_weights(path)
-    with pytest.raises(StyleError, match="vgg19"):
+    with pytest.raises(StyleError, match="not vgg19 weights: no layer block3_conv4"):
         weights.load_vgg_weights("vgg19", str(path))
+
+
+def test_another_models_h5_is_one_line_without_warnings(tmp_path, recwarn):
+    decoder = weights.models_dir() / "adain_decoder.weights.h5"  # Keras 3 weights of another model.
+    with pytest.raises(StyleError) as error:
+        weights.load_vgg_weights("vgg19", str(decoder))
+    message = str(error.value)
+    assert "not vgg19 weights: no layer block1_conv1 (the file has decoder_conv1" in message
+    assert "\n" not in message and not recwarn.list  # Keras warned once per layer.
+    text = tmp_path / "text.h5"
+    text.write_text("not HDF5")
+    with pytest.raises(StyleError, match="text.h5: not an HDF5 weights file"):
+        weights.load_vgg_weights("vgg19", str(text))
 
 
 def test_npz_with_wrong_shape_names_layer(tmp_path, vgg19_bundled):
@@ -93,6 +118,15 @@ def test_fetch_imagenet_downloads_into_cache_and_checks_hash(tmp_path):
                                  cache_dir=str(tmp_path / "cache"))
     assert got.parent == tmp_path / "cache" / "models" and got.is_file()
     assert weights.sha256_file(got) == weights.sha256_file(src)
-    with pytest.raises(StyleError, match="cannot get vgg19"):
+    with pytest.raises(StyleError, match="cannot get vgg19 .* hash differs"):
         weights.fetch_imagenet("vgg19", origin=origin, file_hash="0" * 64,
                                cache_dir=str(tmp_path / "cache2"))
+
+
+def test_fetch_imagenet_failure_gives_the_reason_in_one_line(tmp_path):
+    missing = (tmp_path / "missing.h5").as_uri()  # A bad local URL: no network needed.
+    with pytest.raises(StyleError) as error:
+        weights.fetch_imagenet("vgg16", origin=missing, cache_dir=str(tmp_path / "cache"))
+    message = str(error.value)
+    assert f"cannot get vgg16 ImageNet weights from {missing} (No such file or directory)" in message
+    assert "\n" not in message and "--vgg_weights=PATH" in message
