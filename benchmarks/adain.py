@@ -5,7 +5,7 @@
 1. Stylization of a folder of 512x512 photos with one style, warm:
    - plain: a `tf.function` float32 Keras forward of the whole network per image (encode the
      content and the style, AdaIN, decode), as a straightforward implementation does it;
-   - this engine: `adain.Stylizer` as `python -m style_tf.run --method=adain` uses it (style
+   - this engine: `stylizer.Stylizer` as `python -m style_tf.run --method=adain` uses it (style
      encoded once and cached, bfloat16 where the CPU has AMX/AVX512-BF16, compiled transform,
      a 16-px mirrored border stylized and cropped: 13% more pixels at 512x512, which
      the plain forward does not pay and leaves a frame for, and the face pass: a photo
@@ -31,7 +31,7 @@ from absl import flags
 from benchmarks.heldout import heldout_paths
 from style_tf import adain, faces, images, metrics, train
 from style_tf.paths import EXAMPLES
-from style_tf.stylize import AdainConfig
+from style_tf.stylizer import AdainConfig, Stylizer
 
 flags.DEFINE_integer("images", 4, "Photos per round.")
 flags.DEFINE_integer("rounds", 3, "Alternating rounds per side.")
@@ -96,7 +96,7 @@ def main(argv):
     del argv
     contents = photos(FLAGS.images, FLAGS.size)
     style = images.load_image(sorted((EXAMPLES / "style").iterdir())[0], max_dim=FLAGS.size)
-    stylizer = adain.Stylizer.load("bundled", "auto")  # As style_tf.run uses it.
+    stylizer = Stylizer.load("bundled", "auto")  # As style_tf.run uses it.
     face_size = AdainConfig.face_size
     best, outs = race({"plain": plain_forward(),
                        "ours": lambda content, s: stylizer(content, [s], face_size=face_size)},

@@ -24,14 +24,14 @@ import numpy as np
 from absl import flags
 
 from benchmarks.heldout import SHARED, heldout_paths
-from style_tf import images, metrics, stylize
+from style_tf import images, metrics, stylize, stylizer
 
 flags.DEFINE_enum("method", "optimize", ["optimize", "adain"], "Engine.")
 flags.DEFINE_integer("pairs", 3, "How many (photo, artwork) pairs.")
 flags.DEFINE_integer("max_dim", 512, "Output size.")
 flags.DEFINE_string("decoder_weights", "bundled", "AdaIN decoder: bundled, or a checkpoint's weights.")
 flags.DEFINE_string("photos", None, "Folder of photos to use instead of the held-out ones.")
-flags.DEFINE_integer("face_size", stylize.AdainConfig.face_size, "AdaIN face pass (0: off).")
+flags.DEFINE_integer("face_size", stylizer.AdainConfig.face_size, "AdaIN face pass (0: off).")
 FLAGS = flags.FLAGS
 
 
@@ -50,14 +50,14 @@ def main(argv):
     del argv
     model = metrics.feature_model()
     rows = []
+    engine = (stylizer.AdainConfig(decoder_weights=FLAGS.decoder_weights, face_size=FLAGS.face_size)
+              if FLAGS.method == "adain" else None)  # None: the engine's defaults.
     with tempfile.TemporaryDirectory() as tmp:
         for content, style in heldout_pairs(FLAGS.pairs, FLAGS.photos):
             out = Path(tmp) / f"{content.stem}.png"
             config = dataclasses.replace(stylize.StylizeConfig(), content=str(content), styles=(str(style),),
                                          output=str(out), method=FLAGS.method, max_dim=FLAGS.max_dim,
-                                         progress=False,
-                                         adain=stylize.AdainConfig(decoder_weights=FLAGS.decoder_weights,
-                                                                   face_size=FLAGS.face_size))
+                                         progress=False, engine=engine)
             result = stylize.stylize(config)
             report = metrics.evaluate(model, images.load_image(content, max_dim=FLAGS.max_dim),
                                       images.load_image(style, max_dim=FLAGS.max_dim),

@@ -26,6 +26,7 @@ import tokenize
 import types
 import typing
 
+from style_tf import paths
 from style_tf.errors import StyleError
 
 _HELP_FLAGS = ("--help", "-help", "--helpshort", "--helpfull", "--helpxml", "-?", "-h")
@@ -174,9 +175,8 @@ def flag_name(field: dataclasses.Field) -> str:
 
 
 def flag_fields(cls) -> list[dataclasses.Field]:
-    """The fields of a config that are flags: all but nested configs."""
-    hints = typing.get_type_hints(cls)
-    return [f for f in dataclasses.fields(cls) if not dataclasses.is_dataclass(hints[f.name])]
+    """The fields of a config that are flags: all but those marked `metadata={"flag": None}`."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("flag", f.name) is not None]
 
 
 @functools.cache
@@ -206,6 +206,11 @@ def _kind(cls, field: dataclasses.Field):
     if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
         kind = args[0]
     return kind
+
+
+def _optional(cls, field: dataclasses.Field) -> bool:
+    """Whether the field may be None (an empty flag value means None)."""
+    return type(None) in typing.get_args(typing.get_type_hints(cls)[field.name])
 
 
 def _default(field: dataclasses.Field):
@@ -260,31 +265,37 @@ def _type_words(kind) -> str:
     return f"a comma-separated list of {_type_words(item)}s"
 
 
-_OVERRIDDEN = set()  # Flags whose default `define_flags` took from its `defaults`.
+_OVERRIDDEN = {}  # id(flag values) -> the flags whose default `define_flags` took from its `defaults`.
 
 
-def define_flags(*configs, defaults: dict | None = None) -> None:
+def define_flags(*configs, defaults: dict | None = None, exclude=(), flag_values=None) -> None:
     """Defines one absl flag per field of each config class (a name shared by several is
-    defined once, by the first); `defaults` overrides a flag's shown default."""
+    defined once, by the first, and one already defined is left as it is); `defaults`
+    overrides a flag's default, `exclude` names flags not to define; `flag_values` is absl's
+    FLAGS unless given."""
     from absl import flags
 
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    flags.disclaim_key_flags()  # Flags defined here belong to the entry point calling (its --help).
     for cls in configs:
         helps = field_help(cls)
         for field in flag_fields(cls):
             name = flag_name(field)
-            if name in flags.FLAGS:
+            if name in flag_values or name in exclude:
                 continue
             kind, default = _kind(cls, field), _default(field)
             if defaults and name in defaults:
                 default = defaults[name]
-                _OVERRIDDEN.add(name)
+                _OVERRIDDEN.setdefault(id(flag_values), set()).add(name)
             help_text = helps.get(field.name) or field.name
             if kind is bool:
-                flags.DEFINE_bool(name, default, help_text)
+                flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
             elif typing.get_origin(kind) is tuple:
-                flags.DEFINE_list(name, to_text(default).split(",") if default else [], help_text)
+                flags.DEFINE_list(name, to_text(default).split(",") if default else [], help_text,
+                                  flag_values=flag_values)
             else:  # Parsed by parse_value, so that a bad value is a StyleError naming the flag.
-                flags.DEFINE_string(name, None if default is None else to_text(default), help_text)
+                flags.DEFINE_string(name, None if default is None else to_text(default), help_text,
+                                    flag_values=flag_values)
 
 
 def config_from_flags(cls, flag_values, **given):
@@ -297,17 +308,49 @@ def config_from_flags(cls, flag_values, **given):
     """
     kwargs = dict(given)
     for field in flag_fields(cls):
+        if field.name in kwargs or flag_name(field) not in flag_values:
+            continue
         flag = flag_values[flag_name(field)]
-        if field.name in kwargs or not (flag.present or flag.name in _OVERRIDDEN):
+        if not (flag.present or flag.name in _OVERRIDDEN.get(id(flag_values), ())):
             continue
         value = ",".join(flag.value) if isinstance(flag.value, list) else flag.value
-        kwargs[field.name] = parse_value(_kind(cls, field), value, flag.name) if isinstance(value, str) \
-            else value
+        if value == "" and _optional(cls, field):
+            value = None
+        elif isinstance(value, str):
+            value = parse_value(_kind(cls, field), value, flag.name)
+        kwargs[field.name] = value
     missing = [flag_name(f) for f in dataclasses.fields(cls) if f.name not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise StyleError(f"--{missing[0]} is required")
-    return cls(**kwargs)
+    config = cls(**kwargs)
+    for field in flag_fields(cls):  # A flag only one value of another field reads (`only_with`).
+        other, value = field.metadata.get("only_with", (None, None))
+        if other and flag_values[flag_name(field)].present and getattr(config, other) != value:
+            raise StyleError(f"--{flag_name(field)}: an option of --{other}={value}, "
+                             f"not of {getattr(config, other)}")
+    return config
+
+
+def refuse_unread(flag_values, choice: str, chosen: str, configs: dict) -> None:
+    """Refuses flags given that only other choices read, rather than ignore them silently.
+
+    Args:
+      flag_values: absl's FLAGS.
+      choice: the flag that chooses (e.g. "method").
+      chosen: its value.
+      configs: {value: config class read with that value}.
+
+    Raises:
+      StyleError: naming the flags and the value that reads them.
+    """
+    mine = flags_of(configs[chosen])
+    for value, cls in configs.items():
+        given = [f"--{flag_name(f)}" for f in flag_fields(cls)
+                 if flag_name(f) not in mine and flag_values[flag_name(f)].present]
+        if value != chosen and given:
+            raise StyleError(f"{', '.join(given)}: {'options' if len(given) > 1 else 'an option'} "
+                             f"of --{choice}={value}, not of {chosen}")
 
 
 def flags_of(*configs) -> set[str]:
@@ -316,9 +359,9 @@ def flags_of(*configs) -> set[str]:
 
 def flag_reference(sections: list[tuple[str, str, list]]) -> str:
     """FLAGS.md: per section (title, intro, config classes) a table of flag, default, meaning."""
-    out = ["# Flags", "", "Generated from the config dataclasses by `python -m style_tf.cli > FLAGS.md`",
-           "(a test checks that this file is in step with them). Each flag is a field of the config",
-           "named in its section; the meaning is the comment on that field.", ""]
+    out = ["# Flags", "", "Every flag is a field of the config named in its section, and its meaning the",
+           "comment on that field. This file is generated from them (`python -m style_tf.cli > FLAGS.md`);",
+           "a test checks that it is in step.", ""]
     for title, intro, configs in sections:
         out += [f"## {title}", "", intro, "", "| flag | default | meaning |", "|---|---|---|"]
         seen = set()
@@ -328,9 +371,31 @@ def flag_reference(sections: list[tuple[str, str, list]]) -> str:
                 if name in seen:
                     continue
                 seen.add(name)
-                default = _default(field)
-                shown = "required" if field.default is dataclasses.MISSING and default is None \
-                    else f"`{to_text(default)}`" if to_text(default) else "none"
-                out.append(f"| `--{name}` | {shown} | {field_help(cls).get(field.name, '')} |")
+                text = to_text(_default(field)).replace(f"{paths.EXAMPLES.parent}{os.sep}", "")
+                shown = "required" if field.default is dataclasses.MISSING and not text \
+                    else f"`{text}`" if text else "none"
+                meaning = field_help(cls).get(field.name, "").replace("|", "\\|")
+                out.append(f"| `--{name}` | {shown} | {meaning} |")
         out.append("")
     return "\n".join(out)
+
+
+def reference() -> str:
+    """FLAGS.md: the flags of `style_tf.run` (and `sheet`) and of `style_tf.train`."""
+    from style_tf import stylize, train
+
+    sections = [("`python -m style_tf.run`: what to stylize and where",
+                 "`StylizeConfig` (style_tf/stylize.py). `python -m style_tf.sheet` takes these too, "
+                 "but for the files, which it gets from `--contents` and `--styles`.",
+                 [stylize.StylizeConfig])]
+    for method, engine in stylize.ENGINES.items():
+        sections.append((f"`--method={method}`",
+                         f"`{engine.Config.__name__}` ({engine.__module__.replace('.', '/')}.py). "
+                         "A flag of another engine is refused.", [engine.Config]))
+    sections.append(("`python -m style_tf.train`: the AdaIN decoder's training",
+                     "`TrainConfig` (style_tf/train.py).", [train.TrainConfig]))
+    return flag_reference(sections)
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

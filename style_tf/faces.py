@@ -1,4 +1,4 @@
-"""Finding faces, for the AdaIN engine's face pass (`adain.Stylizer`, `face_size`).
+"""Finding faces, for the AdaIN engine's face pass (`stylizer.Stylizer`, `face_size`).
 
 OpenCV's frontal-face Haar cascade (in the opencv-python-headless 4.x wheels): a detector we
 need not train or ship, a few tens of ms at 512 px on a CPU, and one that finds the small

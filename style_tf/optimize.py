@@ -10,12 +10,16 @@ which is how large outputs are reached quickly and without running out of memory
 """
 
 import dataclasses
+import hashlib
+import typing
+from pathlib import Path
 from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tqdm import tqdm
 
 from style_tf import images, lbfgs, losses, vgg
 from style_tf.errors import StyleError
@@ -23,27 +27,44 @@ from style_tf.errors import StyleError
 TUTORIAL_STYLE_LAYERS = tuple((f"block{i}_conv1", 1.0) for i in range(1, 6))
 
 
+_RUN = {"sweep": False}  # Settings of what a run leaves beside its output, not of the result.
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizeConfig:
-    """Settings of the optimisation engine (defaults measured in benchmarks/optimize.py)."""
+    """Settings of the optimisation engine (its defaults' measurements: benchmarks/RESULTS.md)."""
 
-    network: str = "vgg19"  # Feature network: vgg19 (bundled weights) or vgg16.
-    vgg_weights: str = "bundled"  # "bundled", "imagenet" (Keras cache/download) or a file path.
+    STYLE_MEASURE: typing.ClassVar[str] = "gram_relative"  # metrics.Report field it minimises.
+
+    network: str = "vgg19"  # Feature network: "vgg19" (bundled weights) or "vgg16".
+    vgg_weights: str = "bundled"  # "bundled" (VGG19), "imagenet" (Keras cache ~/.keras/models, or a
+    # download) or a path to an .h5 / .weights.h5 / .npz file (VGG16's offline route).
     pooling: str = "max"  # "max" as trained; "avg" gives smoother textures.
-    content_layers: tuple[tuple[str, float], ...] = (("block5_conv2", 1.0),)  # (layer, weight).
-    style_layers: tuple[tuple[str, float], ...] = TUTORIAL_STYLE_LAYERS  # (layer, weight).
-    content_weight: float = 1e4  # As the TensorFlow tutorial.
+    content_layers: tuple[tuple[str, float], ...] = (("block5_conv2", 1.0),)  # Keras layer names,
+    # each with an optional :weight.
+    style_layers: tuple[tuple[str, float], ...] = TUTORIAL_STYLE_LAYERS  # Keras layer names, each with
+    # an optional :weight.
+    content_weight: float = 1e4  # As the TensorFlow style transfer tutorial (same normalisation).
     style_weight: float = 1e-2  # As the TensorFlow tutorial.
-    tv_weight: float = 30.0  # As the TensorFlow tutorial, on summed absolute differences.
-    optimizer: str = "lbfgs"  # "lbfgs" (projected L-BFGS in [0, 1]) or "adam".
+    tv_weight: float = 30.0  # Total variation, as the TensorFlow tutorial (summed absolute differences).
+    optimizer: str = "lbfgs"  # "lbfgs" (projected L-BFGS, bounded to [0, 1]) or "adam".
     steps: int = 100  # Iterations per scale.
-    learning_rate: float = 0.02  # Adam only; with beta1 0.99, epsilon 0.1 as the tutorial.
-    init: str = "content"  # "content", "noise", "style" or an image path.
-    seed: int = 0  # Seeds the noise init and TensorFlow; same seed and flags, same output.
+    learning_rate: float = dataclasses.field(  # Adam's step, with beta1 0.99, epsilon 0.1 as the tutorial.
+        default=0.02, metadata={"only_with": ("optimizer", "adam")})
+    init: str = "content"  # Start image: "content", "noise", "style" or an image path.
+    seed: int = 0  # Seeds the noise init and TensorFlow: same seed and flags, same output.
     style_scale: float = 1.0  # Style image's longest side relative to the output's.
-    scales: tuple[int, ...] = (320,)  # Coarse sizes run before the final max_dim (empty: none);
-    # 320 reached benchmarks/optimize.py's loss sooner than 256, 288 or 384 (352 as soon).
-    precision: str = "auto"  # "auto" (bfloat16 on AMX/AVX512-BF16 CPUs), "bfloat16" or "float32".
+    scales: tuple[int, ...] = (320,)  # Coarse sizes run before max_dim, each starting from the previous
+    # result upsampled (empty: none).
+    precision: str = "auto"  # Network arithmetic: "auto" (bfloat16 where the CPU computes it natively:
+    # AMX or AVX512-BF16; float32 elsewhere, where bfloat16 is emulated and slower), "bfloat16", "float32".
+    log_every: int = dataclasses.field(default=50, metadata=_RUN)  # Steps between log lines (0: none).
+    save_every: int = dataclasses.field(  # Steps between snapshots <output>_NNNNN.png and the state
+        default=0, metadata=_RUN)  # for --resume (0: none).
+    plot: bool = dataclasses.field(default=False, metadata=_RUN)  # Write <output>_loss.png, the loss curve.
+    resume: bool = dataclasses.field(  # Continue an interrupted run from <output>.resume.npz (Adam
+        default=False, metadata=_RUN)  # exactly; L-BFGS rebuilds its memory); a folder run skips
+    # the outputs already written.
 
     def __post_init__(self):
         if self.optimizer not in ("lbfgs", "adam"):
@@ -58,6 +79,17 @@ class OptimizeConfig:
             raise StyleError("style_scale must be > 0")
         if not self.content_layers or not self.style_layers:
             raise StyleError("content_layers and style_layers must not be empty")
+        if self.log_every < 0 or self.save_every < 0:
+            raise StyleError("log_every and save_every must be >= 0")
+
+    def style_dim(self, max_dim: int) -> int:
+        """Longest side to load style images at for outputs of `max_dim` (`style_scale` may
+        ask for more)."""
+        return round(max_dim * max(1.0, self.style_scale))
+
+    def fingerprint(self) -> str:
+        """Identifies this engine's results: the settings and the precision "auto" chose here."""
+        return f"{self!r} dtype={vgg.dtype_policy(self.precision)}"
 
 
 @dataclasses.dataclass
@@ -368,3 +400,125 @@ def _lbfgs(problem, config, start: Resume, size, callback):
         if _report(callback, state, size, solver.f, solver.parts):
             return state.image, total_step, True
     return solver.x.reshape(start.image.shape), total_step, False
+
+
+# --- the engine as `stylize` calls it: progress, logs, snapshots, resume, loss plot ---------
+
+
+class Engine:
+    """The optimisation engine over many images: the feature model built once; per image a
+    progress bar, log lines, snapshots and a saved state (`<output>.resume.npz`) to resume
+    from, and a loss plot."""
+
+    Config = OptimizeConfig
+
+    def __init__(self, config: OptimizeConfig):
+        self.config = config
+        self.model = feature_model_for(config)
+
+    def skip(self, output: Path) -> bool:
+        """With `resume`, a folder run skips outputs that are written and left no state."""
+        return self.config.resume and output.exists() and not state_path(output).exists()
+
+    def __call__(self, content, styles, weights, masks, job) -> np.ndarray:
+        """(H, W, 3) `content` optimised (see `optimize`); stops with the image so far when
+        `job.stop.requested` turns True, saving the state to resume from."""
+        c, out = self.config, job.output
+        sizes = scale_sizes(content.shape[:2], max(content.shape[:2]), c.scales, min_side(c))
+        state = state_path(out)
+        key = _fingerprint(c, content, styles, weights, masks)
+        start = load_resume(state, key) if c.resume and (job.single or state.exists()) else None
+        if start is not None:
+            logging.info("resuming %s from step %d (scale %dx%d)", out, start.total_step,
+                         start.image.shape[1], start.image.shape[0])
+        bar = tqdm(total=c.steps * len(sizes), desc=out.name, unit="step",
+                   initial=start.total_step if start else 0,
+                   disable=None if job.progress else True)  # None: off when not a terminal.
+        history = []  # (step, loss)
+
+        def callback(step: Step) -> bool:
+            bar.update(1)
+            bar.set_postfix(loss=f"{step.loss:.4g}", scale=f"{step.size[1]}x{step.size[0]}")
+            history.append((step.total_step, step.loss))
+            if c.log_every and step.total_step % c.log_every == 0:
+                logging.info("step %d loss %.5g (%s)", step.total_step, step.loss,
+                             ", ".join(f"{k} {v:.4g}" for k, v in step.parts.items() if "/" not in k))
+            if c.save_every and step.total_step % c.save_every == 0:
+                images.save_image(_sibling(out, f"_{step.total_step:05d}"), step.image())
+                save_resume(state, key, step.resume())
+            if job.stop.requested:
+                save_resume(state, key, step.resume())
+                logging.warning("interrupted at step %d: saved the current image and %s "
+                                "(continue with --resume)", step.total_step, state)
+            return job.stop.requested
+
+        try:
+            image = optimize(content, styles, c, max(content.shape[:2]), weights, masks,
+                             model=self.model, callback=callback, resume=start)
+        finally:
+            bar.close()
+        if not job.stop.requested and state.exists():
+            state.unlink()  # Finished: nothing left to resume.
+        if c.plot and history:
+            plot_loss(history, _sibling(out, "_loss", ".png"))
+        return image
+
+
+def state_path(out_path: Path) -> Path:
+    """Where an interrupted optimisation of `out_path` keeps its state."""
+    return out_path.with_name(out_path.name + ".resume.npz")
+
+
+def _fingerprint(config: OptimizeConfig, content, styles, weights, masks) -> str:
+    """Identifies the inputs and settings a saved state belongs to."""
+    digest = hashlib.sha256(repr((config.fingerprint(), weights)).encode())
+    for array in [content, *styles, *(masks or [])]:
+        digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def save_resume(path: Path, key: str, state: Resume) -> None:
+    """Writes the state atomically (an interrupted write leaves the previous state)."""
+    adam = {f"adam{i}": v for i, v in enumerate(state.adam or [])}
+    with images.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, key=key, position=np.array([state.scale, state.step, state.total_step]),
+                 image=state.image, **adam)
+
+
+def load_resume(path: Path, key: str) -> Resume:
+    """Reads a state written by `save_resume` for the same inputs and settings."""
+    if not path.is_file():
+        raise StyleError(f"{path}: nothing to resume (no saved state for this output)")
+    try:
+        with np.load(path) as data:
+            if str(data["key"]) != key:
+                raise StyleError(f"{path}: saved for other inputs or settings; run without --resume")
+            scale, step, total = (int(v) for v in data["position"])
+            adam = [data[f"adam{i}"] for i in range(sum(k.startswith("adam") for k in data.files))]
+            return Resume(scale, step, total, data["image"], adam or None)
+    except (OSError, ValueError, KeyError) as e:
+        raise StyleError(f"{path}: unreadable saved state ({e})") from None
+
+
+def _sibling(path: Path, tag: str, suffix: str | None = None) -> Path:
+    return path.with_name(f"{path.stem}{tag}{suffix or path.suffix}")
+
+
+def plot_loss(history: list[tuple[int, float]], path: Path) -> None:
+    """Writes a loss-curve PNG (log scale) of (step, loss) pairs atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, values = zip(*history)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(steps, values)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("total loss")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with images.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

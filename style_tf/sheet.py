@@ -13,6 +13,7 @@ from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
 import dataclasses
 import hashlib
 import json
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from absl import flags
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from style_tf import adain, images, metrics, paths, stylize, vgg
+from style_tf import images, metrics, paths, stylize
 from style_tf.errors import StyleError, user_errors_exit_2
 
 LABEL_HEIGHT = 34
@@ -32,14 +33,16 @@ MIN_FONT_SIZE = 7  # down to this, then lines cut short.
 def _define_flags() -> None:
     flags.DEFINE_list("contents", [str(paths.EXAMPLES / "content")], "Content files or folders.")
     flags.DEFINE_list("styles", [str(paths.EXAMPLES / "style")], "Style files or folders.")
-    flags.DEFINE_enum("method", stylize.StylizeConfig.method, ["optimize", "adain"], "Engine.")
     flags.DEFINE_string("sweep", None, "name=v1,v2,... : one setting swept across columns.")
-    flags.DEFINE_integer("max_dim", 256, "Longest side of each stylized image.")
     flags.DEFINE_integer("cell", None, "Longest side of each image as shown (default max_dim).")
-    flags.DEFINE_integer("steps", None, "Optimize steps per scale (default: the engine's).")
-    flags.DEFINE_string("decoder_weights", "bundled", "AdaIN decoder: bundled, or a .weights.h5 file.")
     flags.DEFINE_string("output", "sheet.png", "The contact sheet PNG.")
     flags.DEFINE_string("cache", ".sheet_cache", "Folder of cached cells.")
+    # Every setting of style_tf.run but what the sheet decides per cell.
+    cli.define_flags(stylize.StylizeConfig, *(e.Config for e in stylize.ENGINES.values()),
+                     defaults={"max_dim": 256}, exclude=PER_CELL)
+
+
+PER_CELL = ("content", "style", "style_weights", "style_masks", "output", "progress")
 
 
 def expand(paths: list[str]) -> list[Path]:
@@ -57,52 +60,53 @@ def expand(paths: list[str]) -> list[Path]:
     return out
 
 
-def parse_sweep(text: str | None) -> tuple[str | None, list]:
-    """"alpha=0,0.5,1" -> ("alpha", [0.0, 0.5, 1.0]); values typed like the config field."""
+def parse_sweep(text: str | None, method: str) -> tuple[str | None, list]:
+    """"alpha=0,0.5,1" -> ("alpha", [0.0, 0.5, 1.0]): a setting of `method`'s engine or of
+    StylizeConfig, its values typed like the config field.
+
+    Raises:
+      StyleError: not name=v1,v2, a name that is not such a setting, or a value of another type.
+    """
     if not text:
         return None, [None]
     name, _, values = text.partition("=")
-    fields = _fields()
+    fields = sweepable(method)
     if name not in fields or not values:
-        raise StyleError(f"--sweep: {text!r} is not name=v1,v2 with name one of {', '.join(sorted(fields))}")
-    kind = fields[name][1]
-    try:
-        return name, [kind(v) for v in values.split(",")]
-    except ValueError:
-        raise StyleError(f"--sweep: values of {name} must be {kind.__name__}") from None
+        raise StyleError(f"--sweep: {text!r} is not name=v1,v2 with name a setting of --method={method}: "
+                         f"{', '.join(sorted(fields))}")
+    return name, [cli.parse_value(fields[name], v, f"sweep {name}") for v in values.split(",")]
 
 
-def _fields() -> dict[str, tuple[str, type]]:
-    """Sweepable scalar settings: {name: (which config, type)}."""
+def sweepable(method: str) -> dict[str, type]:
+    """{setting: type}: the scalar settings of StylizeConfig and of `method`'s engine that a
+    cell can vary (all but those a field marks `metadata={"sweep": False}` and PER_CELL)."""
     out = {}
-    for owner, cls in (("stylize", stylize.StylizeConfig), ("optimize", stylize.OptimizeConfig),
-                       ("adain", stylize.AdainConfig)):
-        for f in dataclasses.fields(cls):
-            kind = type(getattr(cls(), f.name))
-            if kind in (int, float, str):
-                out[f.name] = (owner, kind)
+    for cls in (stylize.StylizeConfig, stylize.ENGINES[method].Config):
+        hints = typing.get_type_hints(cls)
+        for f in cli.flag_fields(cls):
+            if hints[f.name] in (bool, int, float, str) and f.metadata.get("sweep", True) \
+                    and cli.flag_name(f) not in PER_CELL + ("method",):
+                out[f.name] = hints[f.name]
     return out
 
 
 def cell_config(base: stylize.StylizeConfig, name: str | None, value) -> stylize.StylizeConfig:
+    """`base` with the swept setting `name` (of StylizeConfig or of its engine) set to `value`."""
     if name is None:
         return base
-    owner = _fields()[name][0]
-    if owner == "stylize":
+    if name in {f.name for f in dataclasses.fields(base)}:
         return dataclasses.replace(base, **{name: value})
-    return dataclasses.replace(base, **{owner: dataclasses.replace(getattr(base, owner), **{name: value})})
+    return dataclasses.replace(base, engine=dataclasses.replace(base.engine, **{name: value}))
 
 
 def _key(content: Path, style: Path, config: stylize.StylizeConfig) -> str:
+    """Identifies a cell: its images' bytes, the settings, and what the engine computes with."""
     digest = hashlib.sha256()
     for p in (content, style):
         digest.update(hashlib.sha256(p.read_bytes()).digest())
-    if config.method == "adain":  # A retrained decoder must not reuse the old cells.
-        digest.update(hashlib.sha256(adain.decoder_path(config.adain.decoder_weights).read_bytes()).digest())
     settings = dataclasses.replace(config, content="", styles=("",), output="", progress=False)
     digest.update(repr(settings).encode())
-    engine = config.adain if config.method == "adain" else config.optimize
-    digest.update(repr(vgg.dtype_policy(engine.precision)).encode())  # What "auto" chose here.
+    digest.update(config.engine.fingerprint().encode())  # A retrained decoder, what "auto" chose.
     return digest.hexdigest()[:20]
 
 
@@ -112,15 +116,14 @@ def run_cell(content: Path, style: Path, config: stylize.StylizeConfig, cache: P
     png, meta = cache / f"{key}.png", cache / f"{key}.json"
     if not (png.is_file() and meta.is_file()):
         cfg = dataclasses.replace(config, content=str(content), styles=(str(style),), output=str(png),
-                                  progress=False, plot=False, save_every=0)
+                                  progress=False)
         result = stylize.stylize(cfg)
         report = metrics.evaluate(model, images.load_image(content, max_dim=config.max_dim),
                                   images.load_image(style, max_dim=config.max_dim), images.load_image(png))
         with images.atomic_path(meta) as tmp:
             Path(tmp).write_text(json.dumps({**dict(report.rows()), "seconds": result.seconds}))
     info = json.loads(meta.read_text())
-    style_key = "meanstd_relative" if config.method == "adain" else "gram_relative"
-    label = (f"style {info[style_key]:.3f}  content {info['content_relative']:.2f}\n"
+    label = (f"style {info[config.engine.STYLE_MEASURE]:.3f}  content {info['content_relative']:.2f}\n"
              f"ssim {info['ssim']:.2f}  {info['seconds']:.1f} s")
     return images.load_image(png), label
 
@@ -213,11 +216,13 @@ def make_sheet(contents: list[Path], styles: list[Path], base: stylize.StylizeCo
 def main(argv) -> int:
     del argv
     f = flags.FLAGS
-    base = stylize.StylizeConfig(method=f.method, max_dim=f.max_dim, progress=False,
-                                 adain=stylize.AdainConfig(decoder_weights=f.decoder_weights))
-    if f.steps is not None:
-        base = dataclasses.replace(base, optimize=dataclasses.replace(base.optimize, steps=f.steps))
-    out = make_sheet(expand(f.contents), expand(f.styles), base, parse_sweep(f.sweep),
+    if f.method not in stylize.ENGINES:
+        raise StyleError(f"--method: unknown engine {f.method!r} (use {' or '.join(stylize.ENGINES)})")
+    configs = {method: engine.Config for method, engine in stylize.ENGINES.items()}
+    cli.refuse_unread(f, "method", f.method, configs)
+    base = cli.config_from_flags(stylize.StylizeConfig, f, progress=False,
+                                 engine=cli.config_from_flags(configs[f.method], f))
+    out = make_sheet(expand(f.contents), expand(f.styles), base, parse_sweep(f.sweep, f.method),
                      Path(f.output), Path(f.cache), f.cell)
     print(f"wrote {out}")
     return 0

@@ -1,16 +1,22 @@
-"""The library face: one call that takes a config, picks the engine, handles files and folders.
+"""The library face: lists the files, loads them, calls an engine, saves.
 
-`run.py`, `sheet.py` and the tests all go through `stylize()`. It loads the inputs (failing
-before any work on bad ones), builds the feature model once, runs the engine per content
-image with a progress bar, writes snapshots and a loss plot if asked, and saves every output
-atomically. Ctrl-C or SIGTERM during an optimisation stops within one step and saves the
-current image.
+`run.py`, `sheet.py` and the tests all go through `stylize()`. It checks the paths and loads
+the inputs before any work (a bad one fails with nothing written), builds the engine chosen
+from `ENGINES` once, hands it each content image, and saves every output atomically.
+Ctrl-C or SIGTERM stops the engine at its next step with the current image saved.
+
+An engine is a class with
+  - `Config`: its frozen settings dataclass (every field a flag, see `style_tf.cli`), with
+    `style_dim(max_dim)`, the longest side to load style images at, and `fingerprint()`,
+    what identifies its results (settings, model files, the precision "auto" chose);
+  - `__init__(config)`: loads its models and resolves its precision once;
+  - `skip(output)`: whether a folder run may skip an output as already done;
+  - `__call__(content, styles, weights, masks, job) -> (H', W', 3) image`, where `job` is a
+    `Job` (where the result goes, whether to stop).
 """
 
 import collections
 import dataclasses
-import functools
-import hashlib
 import os
 import signal
 import time
@@ -18,55 +24,44 @@ from pathlib import Path
 
 import numpy as np
 from absl import logging
-from tqdm import tqdm
 
-from style_tf import adain, images, optimize, paths, vgg
+from style_tf import images, optimize, paths, stylizer
 from style_tf.errors import StyleError
-from style_tf.optimize import OptimizeConfig
 
+# The engines `--method` chooses from: name -> engine class.
+ENGINES = {"adain": stylizer.Engine, "optimize": optimize.Engine}
 MIN_USEFUL_SIDE = 16  # Contents thinner than this are stylized (enlarged for the network), with a warning.
-
-
-@dataclasses.dataclass(frozen=True)
-class AdainConfig:
-    """Settings of the AdaIN engine."""
-
-    alpha: float = 1.0  # 0 = content only, 1 = full style.
-    decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a path.
-    precision: str = "auto"  # "auto" (bfloat16 on AMX/AVX512-BF16 CPUs), "bfloat16" or "float32".
-    face_size: int = 480  # Faces below 0.8x this (px) are stylized again enlarged to it; 0 = off.
-
-    def __post_init__(self):
-        if not 0.0 <= self.alpha <= 1.0:
-            raise StyleError(f"alpha must be in 0..1, got {self.alpha}")
-        if self.face_size < 0:
-            raise StyleError(f"face_size must be >= 0, got {self.face_size}")
-        vgg.dtype_policy(self.precision)
 
 
 @dataclasses.dataclass(frozen=True)
 class StylizeConfig:
     """What to stylize, with which engine, and where to write."""
 
-    content: str = str(paths.EXAMPLE_CONTENT)  # Image file or folder.
-    styles: tuple[str, ...] = (str(paths.EXAMPLE_STYLE),)
-    style_weights: tuple[float, ...] = ()  # Blend weights, one per style (default equal).
-    style_masks: tuple[str, ...] = ()  # One mask image per style; white = that style applies.
-    output: str = "stylized.png"  # File, or folder when `content` is a folder.
-    method: str = "adain"  # "adain" (one forward pass) or "optimize" (Gatys: slower, finer).
-    max_dim: int = 512  # Longest side of the output (smaller contents keep their size).
-    preserve_color: str = "none"  # "none", "luminance" or "histogram".
-    log_every: int = 50  # Steps between log lines (optimize).
-    save_every: int = 0  # Steps between snapshot images (optimize; 0 = none).
-    plot: bool = False  # Write <output>_loss.png (optimize).
-    resume: bool = False  # Continue from <output>.resume.npz, left by an interrupted run.
-    progress: bool = True  # Progress bar on stderr.
-    optimize: OptimizeConfig = OptimizeConfig()
-    adain: AdainConfig = AdainConfig()
+    content: str = str(paths.EXAMPLE_CONTENT)  # Content image, or a folder of them.
+    styles: tuple[str, ...] = dataclasses.field(  # Style image(s), comma-separated.
+        default=(str(paths.EXAMPLE_STYLE),), metadata={"flag": "style"})
+    style_weights: tuple[float, ...] = ()  # Blend weights, one per style (default: equal).
+    style_masks: tuple[str, ...] = ()  # One mask image per style: white = where that style applies.
+    output: str = "stylized.png"  # Output file (.png, .jpg, .webp, .bmp, .tif), or a folder for a folder
+    # of contents (<name>.png each; a.jpg and a.png become a_jpg.png and a_png.png).
+    method: str = "adain"  # Engine: "adain" (one pass of a trained network, seconds) or "optimize" (the
+    # image optimised against VGG losses, minutes, finer).
+    max_dim: int = 512  # Longest side of the output (smaller images keep their size).
+    preserve_color: str = "none"  # "luminance" (keep the content's colours), "histogram" (recolour the
+    # styles to the content's palette first) or "none".
+    progress: bool = True  # Progress bar on stderr (off when it is not a terminal).
+    engine: object = dataclasses.field(  # The engine's settings, ENGINES[method].Config; None: defaults.
+        default=None, metadata={"flag": None})
 
     def __post_init__(self):
-        if self.method not in ("optimize", "adain"):
-            raise StyleError(f"unknown method {self.method!r} (use optimize or adain)")
+        if self.method not in ENGINES:
+            raise StyleError(f"unknown method {self.method!r} (use {' or '.join(ENGINES)})")
+        wanted = ENGINES[self.method].Config
+        if self.engine is None:
+            object.__setattr__(self, "engine", wanted())
+        elif not isinstance(self.engine, wanted):
+            raise StyleError(f"method {self.method} takes {wanted.__name__}, "
+                             f"not {type(self.engine).__name__}")
         if self.preserve_color not in ("none", "luminance", "histogram"):
             raise StyleError(f"unknown preserve_color {self.preserve_color!r} "
                              "(use none, luminance or histogram)")
@@ -78,8 +73,16 @@ class StylizeConfig:
             raise StyleError(f"{len(self.styles)} styles but {len(self.style_masks)} style masks")
         if self.max_dim < 16:
             raise StyleError(f"max_dim must be >= 16, got {self.max_dim}")
-        if self.log_every < 0 or self.save_every < 0:
-            raise StyleError("log_every and save_every must be >= 0")
+
+
+@dataclasses.dataclass
+class Job:
+    """What an engine is told about the image it is working on."""
+
+    output: Path  # Where the result will be saved (engines keep their snapshots and state beside it).
+    single: bool  # One content file (not a folder): a missing resume state is an error.
+    progress: bool  # Show a progress bar.
+    stop: "_Interrupt"  # `stop.requested` turns True on Ctrl-C/SIGTERM: return the image so far.
 
 
 @dataclasses.dataclass
@@ -90,7 +93,6 @@ class Result:
     failed: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
-    history: list[tuple[int, float, float]] = dataclasses.field(default_factory=list)  # (step, s, loss)
 
 
 def output_jobs(config: StylizeConfig) -> list[tuple[Path, Path]]:
@@ -173,29 +175,26 @@ def stylize(config: StylizeConfig) -> Result:
     """
     start = time.time()
     jobs = output_jobs(config)
-    style_dim = round(config.max_dim * max(1.0, config.optimize.style_scale))
-    styles = [images.load_image(s, max_dim=style_dim) for s in config.styles]
-    masks = [_load_mask(m) for m in config.style_masks] or None
+    engine_class = ENGINES[config.method]
     single = len(jobs) == 1 and not Path(config.content).is_dir()
     loaded = {}
     if single:  # A bad content file fails before any model is built.
         loaded[jobs[0][0]] = images.load_image(jobs[0][0], max_dim=config.max_dim)
-    engine = _Engine(config)
+    styles = [images.load_image(s, max_dim=config.engine.style_dim(config.max_dim)) for s in config.styles]
+    masks = [_load_mask(m) for m in config.style_masks] or None
+    engine = engine_class(config.engine)  # After the inputs: a bad one fails before the models load.
     result = Result()
-    engine.strict_resume = single  # A folder run resumes the files that have a state.
     with _Interrupt() as interrupt:
         for content_path, out_path in jobs:
-            if config.resume and not single and out_path.exists() and not state_path(out_path).exists():
+            if not single and engine.skip(out_path):
                 logging.info("%s: already done", out_path)
                 continue
+            job = Job(out_path, single, config.progress, interrupt)
             try:
                 content = loaded.pop(content_path, None)
                 if content is None:
                     content = images.load_image(content_path, max_dim=config.max_dim)
-                if min(content.shape[:2]) < MIN_USEFUL_SIDE:
-                    logging.warning("%s: only %dx%d px, too small to show a style; stylized anyway",
-                                    content_path, content.shape[1], content.shape[0])
-                image = engine.run(content, styles, masks, out_path, interrupt, result)
+                image = _stylize_one(config, engine, content, styles, masks, job)
             except StyleError as e:
                 last = getattr(e, "image", None)  # NonFiniteLoss: the last finite image, if any.
                 if single and last is None:
@@ -218,160 +217,27 @@ def stylize(config: StylizeConfig) -> Result:
     return result
 
 
+def _stylize_one(config: StylizeConfig, engine, content, styles, masks, job: Job) -> np.ndarray:
+    """One content image through the engine, with the colour options around it."""
+    if min(content.shape[:2]) < MIN_USEFUL_SIDE:
+        logging.warning("%s: only %dx%d px, too small to show a style; stylized anyway",
+                        job.output, content.shape[1], content.shape[0])
+    if config.preserve_color == "histogram":
+        styles = [images.match_color(s, content) for s in styles]
+    if masks is not None:
+        masks = [images.resize(m[..., None], size=content.shape[:2])[..., 0] for m in masks]
+    image = engine(content, styles, list(config.style_weights) or None, masks, job)
+    if image.shape[:2] != content.shape[:2]:  # A thin image worked on wider (vgg.min_side).
+        image = images.resize(image, size=content.shape[:2])
+    return _finish(config, image, content)
+
+
 def _load_mask(path: str) -> np.ndarray:
     """A mask image as (H, W) float32 in [0, 1] (mean of its RGB)."""
     return images.load_image(path).mean(axis=-1)
-
-
-def _prepare_styles(config: StylizeConfig, content: np.ndarray, styles: list[np.ndarray]):
-    if config.preserve_color == "histogram":
-        return [images.match_color(s, content) for s in styles]
-    return styles
 
 
 def _finish(config: StylizeConfig, image: np.ndarray, content: np.ndarray) -> np.ndarray:
     if config.preserve_color == "luminance":
         return images.keep_luminance(image, images.resize(content, size=image.shape[:2]))
     return image
-
-
-class _Engine:
-    """Builds the engine's models once and stylizes one content image at a time."""
-
-    def __init__(self, config: StylizeConfig):
-        self.config = config
-        self.strict_resume = True  # --resume without a saved state is an error.
-        if config.method == "optimize":
-            self.model = optimize.feature_model_for(config.optimize)
-        else:
-            a = config.adain
-            path = adain.decoder_path(a.decoder_weights)
-            stamp = (path.stat().st_mtime_ns, path.stat().st_size)
-            self.stylizer = _stylizer(a.decoder_weights, a.precision, stamp)
-
-    def run(self, content, styles, masks, out_path: Path, interrupt: _Interrupt, result: Result):
-        styles = _prepare_styles(self.config, content, styles)
-        weights = list(self.config.style_weights) or None
-        if masks is not None:
-            masks = [images.resize(m[..., None], size=content.shape[:2])[..., 0] for m in masks]
-        if self.config.method == "adain":
-            a = self.config.adain
-            image = self.stylizer(content, styles, weights, a.alpha, masks, a.face_size)
-        else:
-            image = self._optimize(content, styles, weights, masks, out_path, interrupt, result)
-        if image.shape[:2] != content.shape[:2]:  # A thin image optimised wider (vgg.min_side).
-            image = images.resize(image, size=content.shape[:2])
-        return _finish(self.config, image, content)
-
-    def _optimize(self, content, styles, weights, masks, out_path, interrupt, result):
-        c = self.config
-        max_dim = max(content.shape[:2])
-        sizes = optimize.scale_sizes(content.shape[:2], max_dim, c.optimize.scales)
-        state = state_path(out_path)
-        key = _fingerprint(c, content, styles, weights, masks)
-        start = load_resume(state, key) if c.resume and (self.strict_resume or state.exists()) else None
-        if start is not None:
-            logging.info("resuming %s from step %d (scale %dx%d)", out_path, start.total_step,
-                         start.image.shape[1], start.image.shape[0])
-        bar = tqdm(total=c.optimize.steps * len(sizes), desc=out_path.name, unit="step",
-                   initial=start.total_step if start else 0,
-                   disable=None if c.progress else True)  # None: off when not a terminal.
-        t0 = time.time()
-        history = []
-
-        def callback(step: optimize.Step) -> bool:
-            bar.update(1)
-            bar.set_postfix(loss=f"{step.loss:.4g}", scale=f"{step.size[1]}x{step.size[0]}")
-            history.append((step.total_step, time.time() - t0, step.loss))
-            if c.log_every and step.total_step % c.log_every == 0:
-                logging.info("step %d loss %.5g (%s)", step.total_step, step.loss,
-                             ", ".join(f"{k} {v:.4g}" for k, v in step.parts.items()
-                                       if "/" not in k))
-            if c.save_every and step.total_step % c.save_every == 0:
-                images.save_image(_sibling(out_path, f"_{step.total_step:05d}"), step.image())
-                save_resume(state, key, step.resume())
-            if interrupt.requested:
-                save_resume(state, key, step.resume())
-                logging.warning("interrupted at step %d: saved the current image and %s "
-                                "(continue with --resume)", step.total_step, state)
-            return interrupt.requested
-
-        try:
-            image = optimize.optimize(content, styles, c.optimize, max_dim, weights, masks,
-                                      model=self.model, callback=callback, resume=start)
-        finally:
-            bar.close()
-        if not interrupt.requested and state.exists():
-            state.unlink()  # Finished: nothing left to resume.
-        result.history = history
-        if c.plot and history:
-            plot_loss(history, _sibling(out_path, "_loss", ".png"))
-        return image
-
-
-@functools.lru_cache(maxsize=1)
-def _stylizer(decoder_weights: str, precision: str, stamp) -> adain.Stylizer:
-    """The AdaIN models, kept for the next call with the same decoder file (`stamp`: its
-    mtime and size, so a retrained decoder is reloaded): a contact sheet's cells share one."""
-    del stamp  # Part of the cache key only.
-    return adain.Stylizer.load(decoder_weights, precision)
-
-
-def state_path(out_path: Path) -> Path:
-    """Where an interrupted optimisation of `out_path` keeps its state."""
-    return out_path.with_name(out_path.name + ".resume.npz")
-
-
-def _fingerprint(config: StylizeConfig, content, styles, weights, masks) -> str:
-    """Identifies the inputs and settings a saved state belongs to."""
-    digest = hashlib.sha256(repr((config.optimize, config.preserve_color, weights)).encode())
-    for array in [content, *styles, *(masks or [])]:
-        digest.update(np.ascontiguousarray(array, np.float32).tobytes())
-    return digest.hexdigest()
-
-
-def save_resume(path: Path, key: str, state: optimize.Resume) -> None:
-    """Writes the state atomically (an interrupted write leaves the previous state)."""
-    adam = {f"adam{i}": v for i, v in enumerate(state.adam or [])}
-    with images.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, key=key, position=np.array([state.scale, state.step, state.total_step]),
-                 image=state.image, **adam)
-
-
-def load_resume(path: Path, key: str) -> optimize.Resume:
-    """Reads a state written by `save_resume` for the same inputs and settings."""
-    if not path.is_file():
-        raise StyleError(f"{path}: nothing to resume (no saved state for this output)")
-    try:
-        with np.load(path) as data:
-            if str(data["key"]) != key:
-                raise StyleError(f"{path}: saved for other inputs or settings; run without --resume")
-            scale, step, total = (int(v) for v in data["position"])
-            adam = [data[f"adam{i}"] for i in range(sum(k.startswith("adam") for k in data.files))]
-            return optimize.Resume(scale, step, total, data["image"], adam or None)
-    except (OSError, ValueError, KeyError) as e:
-        raise StyleError(f"{path}: unreadable saved state ({e})") from None
-
-
-def _sibling(path: Path, tag: str, suffix: str | None = None) -> Path:
-    return path.with_name(f"{path.stem}{tag}{suffix or path.suffix}")
-
-
-def plot_loss(history: list[tuple[int, float, float]], path: Path) -> None:
-    """Writes a loss-curve PNG (log scale) atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps, _, values = zip(*history)
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot(steps, values)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("total loss")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    with images.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)

@@ -11,6 +11,7 @@ Backend-neutral, like `adain.py`.
 import dataclasses
 import functools
 import hashlib
+import typing
 
 import keras
 import numpy as np
@@ -38,6 +39,8 @@ MAX_FACE_SCALE = 3.0
 class AdainConfig:
     """Settings of the AdaIN engine."""
 
+    STYLE_MEASURE: typing.ClassVar[str] = "meanstd_relative"  # metrics.Report field it minimises.
+
     alpha: float = 1.0  # Content-style trade-off: 0 = the photo's own features decoded, 1 = full style.
     decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a .weights.h5 file.
     precision: str = "auto"  # Network arithmetic: "auto" (bfloat16 where the CPU computes it natively:
@@ -52,6 +55,16 @@ class AdainConfig:
             raise StyleError(f"face_size must be >= 0, got {self.face_size}")
         vgg.dtype_policy(self.precision)
 
+    def style_dim(self, max_dim: int) -> int:
+        """Longest side to load style images at for outputs of `max_dim`."""
+        return max_dim
+
+    def fingerprint(self) -> str:
+        """Identifies this engine's results: the settings, the decoder file's contents and the
+        precision "auto" chose on this machine."""
+        decoder = hashlib.sha256(decoder_path(self.decoder_weights).read_bytes()).hexdigest()
+        return f"{self!r} decoder={decoder} dtype={vgg.dtype_policy(self.precision)}"
+
 
 class Engine:
     """The AdaIN engine as `stylize` calls it: one forward pass per image."""
@@ -63,10 +76,6 @@ class Engine:
         self.config = config
         path = decoder_path(config.decoder_weights)
         self.stylizer = _load(str(path), config.precision, (path.stat().st_mtime_ns, path.stat().st_size))
-
-    def style_dim(self, max_dim: int) -> int:
-        """Longest side to load style images at for outputs of `max_dim`."""
-        return max_dim
 
     def skip(self, output) -> bool:
         """Whether a folder run may skip `output` as done (never: nothing to resume)."""

@@ -34,33 +34,40 @@ from style_tf.errors import StyleError, user_errors_exit_2
 class TrainConfig:
     """Decoder training settings (defaults as the AdaIN paper where it gives them)."""
 
-    content_dir: str  # Folder, glob or TFRecord pattern of photos (local or gs://).
-    style_dir: str  # Folder, glob or TFRecord pattern of artworks.
-    model_dir: str  # Checkpoints, TensorBoard logs and decoder.weights.h5.
-    steps: int = 160_000  # Total optimiser steps (a restart continues to this number).
+    content_dir: str  # Photos: a folder, glob or TFRecord pattern (local or gs://).
+    style_dir: str  # Artworks: a folder, glob or TFRecord pattern (local or gs://).
+    model_dir: str  # Checkpoints, TensorBoard logs and decoder.weights.h5; a run there resumes.
+    steps: int = 160_000  # Total optimiser steps (a resumed run continues to this number).
     batch_size: int = 8  # Per replica; the global batch is this times the replicas.
-    image_size: int = 256  # Random crop size.
+    image_size: int = 256  # Random crop size (a multiple of 8).
     resize_to: int = 512  # Shorter side before cropping.
-    learning_rate: float = 1e-4  # Adam, decayed as lr / (1 + lr_decay * step).
-    lr_decay: float = 5e-5
-    style_weight: float = 10.0
-    content_weight: float = 1.0
-    identity_weight: float = 0.0  # Pixel reconstruction at alpha 0 (not in the paper); 0 is off.
-    grid_weight: float = 0.0  # losses.grid_loss on the stylized batch (not in the paper); 0 is off.
-    identity_feature_weight: float = 0.0  # Feature error of the alpha-0 reconstruction; 0 is off.
-    ema_decay: float = 0.999  # Moving average of the decoder weights per step; 0 is off.
-    strategy: str = "auto"  # auto | default | mirrored | tpu.
+    learning_rate: float = 1e-4  # Adam's, decayed as learning_rate / (1 + lr_decay * step).
+    lr_decay: float = 5e-5  # The decay of learning_rate per step.
+    style_weight: float = 10.0  # Weight of the mean/std style loss (as the paper).
+    content_weight: float = 1.0  # Weight of the content loss (as the paper).
+    identity_weight: float = 0.0  # Pixel error of the alpha-0 reconstruction of half the batch (not in
+    # the paper); 0: off.
+    grid_weight: float = 0.0  # Penalty on an 8-pixel grid in the stylized batch (losses.grid_loss; not
+    # in the paper); 0: off.
+    identity_feature_weight: float = 0.0  # Encoder-feature error of the alpha-0 reconstruction; 0: off.
+    ema_decay: float = 0.999  # Per-step decay of the moving average of the decoder weights; 0: off.
+    strategy: str = "auto"  # "auto", "default", "mirrored" (GPUs, or logical CPUs) or "tpu".
     tpu: str | None = None  # TPU name, or "local" for a Colab TPU.
-    precision: str = "auto"  # auto (bfloat16 on TPUs and CPUs with AMX/AVX512-BF16) | bfloat16 | float32.
+    precision: str = "auto"  # "auto" (bfloat16 on TPUs and on CPUs that compute it natively), "bfloat16"
+    # or "float32".
     save_every: int = 500  # Steps between checkpoints (the most a kill -9 can lose).
     log_every: int = 50  # Steps between TensorBoard scalars and log lines.
     style_balance: bool = True  # Each top-level style subfolder equally likely.
-    style_upweight: tuple[tuple[str, float], ...] = ()  # (subfolder, factor) sampling boosts.
+    style_upweight: tuple[tuple[str, float], ...] = ()  # subfolder=factor pairs making those style
+    # sources more likely.
     content_upweight: tuple[tuple[str, float], ...] = ()  # The same for content sources.
-    init_decoder: str | None = None  # Start from these decoder weights (no checkpoint yet).
-    seed: int = 0
+    init_decoder: str | None = None  # Start from these decoder weights (when there is no checkpoint).
+    seed: int = 0  # Data shuffling seed.
+    threads: int = 0  # CPU threads for TensorFlow's ops (0: all cores).
 
     def __post_init__(self):
+        if self.threads < 0:
+            raise StyleError(f"threads must be >= 0, got {self.threads}")
         for name in ("steps", "batch_size", "image_size", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise StyleError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -214,6 +221,9 @@ def datasets(config: TrainConfig, global_batch: int):
 
 def train(config: TrainConfig) -> dict[str, float]:
     """Trains until `config.steps`, resuming from `model_dir`; returns the last logged losses."""
+    if config.threads:  # Before the strategy starts TensorFlow's runtime.
+        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(config.threads)
     strategy = make_strategy(config.strategy, config.tpu)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
     ds = datasets(config, global_batch)  # Checks the data first: bad folders leave no model_dir.
@@ -310,51 +320,7 @@ class _StopOnSignal:
 
 
 def _define_flags() -> None:
-    defaults = TrainConfig("", "", "")
-    flags.DEFINE_string("content_dir", None, "Photos: folder, glob or TFRecord pattern (gs:// ok).")
-    flags.DEFINE_string("style_dir", None, "Artworks: folder, glob or TFRecord pattern (gs:// ok).")
-    flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs and decoder.weights.h5.")
-    flags.DEFINE_integer("steps", defaults.steps, "Total training steps (resumes count toward it).")
-    flags.DEFINE_integer("batch_size", defaults.batch_size, "Batch size per replica.")
-    flags.DEFINE_integer("image_size", defaults.image_size, "Random crop size (multiple of 8).")
-    flags.DEFINE_integer("resize_to", defaults.resize_to, "Shorter side before cropping.")
-    flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam learning rate.")
-    flags.DEFINE_float("lr_decay", defaults.lr_decay, "lr / (1 + lr_decay * step).")
-    flags.DEFINE_float("style_weight", defaults.style_weight, "Weight of the mean/std style loss.")
-    flags.DEFINE_float("content_weight", defaults.content_weight, "Weight of the content loss.")
-    flags.DEFINE_float("identity_weight", defaults.identity_weight,
-                       "Weight of the pixel reconstruction (alpha 0) of half the batch; 0: off.")
-    flags.DEFINE_float("grid_weight", defaults.grid_weight,
-                       "Weight of the penalty on an 8-pixel grid in the stylized batch; 0: off.")
-    flags.DEFINE_float("identity_feature_weight", defaults.identity_feature_weight,
-                       "Weight of the encoder-feature error of the alpha-0 reconstruction; 0: off.")
-    flags.DEFINE_float("ema_decay", defaults.ema_decay,
-                       "Per-step decay of the moving average of the decoder weights; 0: off.")
-    flags.DEFINE_enum("strategy", defaults.strategy, ["auto", "default", "mirrored", "tpu"],
-                      "Distribution strategy.")
-    flags.DEFINE_string("tpu", None, "TPU name, or 'local' for a Colab TPU.")
-    flags.DEFINE_enum("precision", defaults.precision, list(vgg.PRECISIONS),
-                      "auto: bfloat16 on TPUs and CPUs that compute it natively, else float32.")
-    flags.DEFINE_integer("save_every", defaults.save_every, "Steps between checkpoints.")
-    flags.DEFINE_integer("log_every", defaults.log_every, "Steps between logs.")
-    flags.DEFINE_bool("style_balance", defaults.style_balance, "Sample style subfolders equally.")
-    flags.DEFINE_list("style_upweight", [], "subfolder=factor pairs boosting style sources.")
-    flags.DEFINE_list("content_upweight", [], "subfolder=factor pairs boosting content sources.")
-    flags.DEFINE_string("init_decoder", None, "Start from these decoder weights.")
-    flags.DEFINE_integer("seed", defaults.seed, "Data shuffling seed.")
-    flags.DEFINE_integer("threads", 0, "CPU threads for TensorFlow ops (0: all cores).")
-
-
-def _upweights(f, name: str) -> tuple[tuple[str, float], ...]:
-    """`--name a=2,b=3` as ((a, 2.0), (b, 3.0)); anything else is a StyleError."""
-    pairs = []
-    for item in f[name].value:
-        source, _, factor = item.partition("=")
-        try:
-            pairs.append((source, float(factor)))
-        except ValueError:
-            raise StyleError(f"--{name}: {item!r} is not subfolder=factor") from None
-    return tuple(pairs)
+    cli.define_flags(TrainConfig)
 
 
 @user_errors_exit_2
@@ -362,24 +328,7 @@ def main(argv) -> int:
     del argv
     f = flags.FLAGS
     try:
-        for name in ("content_dir", "style_dir", "model_dir"):
-            if not f[name].value:
-                raise StyleError(f"--{name} is required")
-        if f.threads:
-            tf.config.threading.set_intra_op_parallelism_threads(f.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(f.threads)
-        config = TrainConfig(
-            content_dir=f.content_dir, style_dir=f.style_dir, model_dir=f.model_dir, steps=f.steps,
-            batch_size=f.batch_size, image_size=f.image_size, resize_to=f.resize_to,
-            learning_rate=f.learning_rate, lr_decay=f.lr_decay, style_weight=f.style_weight,
-            content_weight=f.content_weight, identity_weight=f.identity_weight,
-            grid_weight=f.grid_weight, identity_feature_weight=f.identity_feature_weight,
-            ema_decay=f.ema_decay,
-            strategy=f.strategy, tpu=f.tpu, precision=f.precision, save_every=f.save_every,
-            log_every=f.log_every,
-            style_balance=f.style_balance, style_upweight=_upweights(f, "style_upweight"),
-            content_upweight=_upweights(f, "content_upweight"),
-            init_decoder=f.init_decoder, seed=f.seed)
+        config = cli.config_from_flags(TrainConfig, f)
         train(config)
     except KeyboardInterrupt:
         print("interrupted; checkpoint saved, run again with the same --model_dir to resume",

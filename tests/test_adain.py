@@ -6,9 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from style_tf import adain, faces, images, losses
+from style_tf import adain, losses
 from style_tf.errors import StyleError
-from style_tf.paths import EXAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -69,23 +68,6 @@ def test_the_border_is_mirrored_stylized_and_cropped(nets, content_image):
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
-def test_one_hot_interpolation_equals_single_style(nets, content_image, style_image):
-    stylizer = adain.Stylizer(*nets)
-    single = stylizer(content_image, [style_image])
-    blend = stylizer(content_image, [style_image, content_image], [1.0, 0.0])
-    np.testing.assert_allclose(single, blend, atol=1e-5)
-    assert single.shape == content_image.shape
-
-
-def test_masks_with_one_full_region_equal_plain_style(nets, content_image, style_image):
-    stylizer = adain.Stylizer(*nets)
-    h, w = content_image.shape[:2]
-    ones, zeros = np.ones((h, w), np.float32), np.zeros((h, w), np.float32)
-    plain = stylizer(content_image, [style_image])
-    masked = stylizer(content_image, [style_image, content_image], masks=[ones, zeros])
-    np.testing.assert_allclose(plain, masked, atol=1e-4)
-
-
 def test_given_content_statistics_replace_the_images_own(nets, content_image):
     enc, dec = nets
     x = content_image[None, :64, :96]
@@ -98,32 +80,6 @@ def test_given_content_statistics_replace_the_images_own(nets, content_image):
     _, dark = adain.transform_with_stats(enc, dec, x * 0.3, v)
     other, _ = adain.transform_with_stats(enc, dec, x, v, stats=dark)
     assert np.abs(np.asarray(other) - np.asarray(out)).mean() > 0.01
-
-
-def test_faces_are_found():
-    astronaut = images.load_image(EXAMPLES / "content" / "astronaut.png", max_dim=512)
-    [(x, y, w, h)] = faces.find(astronaut)
-    assert 160 < x + w / 2 < 290 and 60 < y + h / 2 < 170 and 70 < w < 130  # Her face.
-    assert faces.find(images.load_image(EXAMPLES / "content" / "chelsea.png", max_dim=512)) == []
-
-
-def test_the_face_pass_changes_only_round_small_faces(style_image):
-    stylizer = adain.Stylizer.load(precision="float32")  # A random decoder's output is mostly black.
-    astronaut = images.load_image(EXAMPLES / "content" / "astronaut.png", max_dim=384)
-    [(x, y, w, h)] = faces.find(astronaut)
-    plain = stylizer(astronaut, [style_image])
-    refined = stylizer(astronaut, [style_image], face_size=4 * w)
-    changed = np.abs(refined - plain).max(-1) > 1e-4
-    ys, xs = np.nonzero(changed)
-    assert changed[y + h // 2, x + w // 2] and changed.mean() > 0.01
-    # Within the square crop of twice the face's side round the face's centre.
-    assert xs.min() >= x + w / 2 - w and xs.max() <= x + w / 2 + w
-    assert ys.min() >= y + h / 2 - h and ys.max() <= y + h / 2 + h
-    np.testing.assert_array_equal(stylizer(astronaut, [style_image], face_size=w), plain)
-    # With masks the faces take each region's statistics from the whole image too.
-    ones = np.ones(astronaut.shape[:2], np.float32)
-    masked = stylizer(astronaut, [style_image, astronaut], masks=[ones, 0 * ones], face_size=4 * w)
-    np.testing.assert_allclose(masked, refined, atol=2e-3)
 
 
 def test_decoder_round_trip_and_bad_file(tmp_path, nets):

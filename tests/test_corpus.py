@@ -135,7 +135,7 @@ def test_broken_corpus_one_line_exit_2_old_output_kept(tmp_path, method):
 
 # Tiny, thin and degenerate shapes (height, width): below the networks' 8 and 16 px a side.
 SHAPES = {"1x1": (1, 1), "2x2": (2, 2), "600x8": (8, 600), "8x600": (600, 8), "17x3": (3, 17)}
-LIBRARY_ENGINES = {"optimize": {"method": "optimize", "optimize": OptimizeConfig(steps=2, scales=())},
+LIBRARY_ENGINES = {"optimize": {"method": "optimize", "engine": OptimizeConfig(steps=2, scales=())},
                    "adain": {"method": "adain"}}
 
 
@@ -179,5 +179,5 @@ def test_a_tiny_style_scale_still_stylizes(tmp_path):
     out = tmp_path / "out.png"
     config = stylize.StylizeConfig(styles=(STYLE,), output=str(out), max_dim=48, progress=False,
                                    method="optimize",
-                                   optimize=OptimizeConfig(steps=2, scales=(), style_scale=0.01))
+                                   engine=OptimizeConfig(steps=2, scales=(), style_scale=0.01))
     assert stylize.stylize(config).written == [out]

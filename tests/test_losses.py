@@ -75,8 +75,8 @@ def test_mean_std_and_mean_std_loss():
 
 
 def test_grid_loss_sees_an_eight_pixel_grid_and_pushes_it_down():
-    from style_tf.paths import EXAMPLES
     from style_tf import images
+    from style_tf.paths import EXAMPLES
 
     photos = np.stack([images.load_image(EXAMPLES / "content" / name, max_dim=512)[:256, :256]
                        for name in ("machuPicchu.jpg", "chelsea.png")]).astype(np.float32)

@@ -80,12 +80,12 @@ def test_adain_alpha_trades_content_for_style(model):
     alpha moves the result from the content towards the style; alpha 0 reconstructs the photo
     at >= 17 dB PSNR and alpha 1 brings the mean/std style distance under 0.25 of the photo's
     own (step-33608 decoder: 21.0 dB and 0.159; see models/MODELS.md)."""
-    from style_tf import adain, images
+    from style_tf import images, stylizer
 
     content = images.load_image(EXAMPLES / "content" / "chelsea.png", max_dim=256)
     style = images.load_image(EXAMPLES / "style" / "Van_Gogh_The_Night_Cafe_background.jpg", max_dim=256)
-    stylizer = adain.Stylizer.load(precision="float32")
-    outputs = [stylizer(content, [style], alpha=a) for a in (0.0, 0.5, 1.0)]
+    engine = stylizer.Stylizer.load(precision="float32")
+    outputs = [engine(content, [style], alpha=a) for a in (0.0, 0.5, 1.0)]
     reports = [metrics.evaluate(model, content, style, out) for out in outputs]
     meanstd = [r.meanstd_relative for r in reports]
     content_relative = [r.content_relative for r in reports]

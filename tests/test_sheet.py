@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from style_tf import images, paths, sheet, stylize
+from style_tf import images, optimize, paths, sheet, stylize, stylizer
 from style_tf.errors import StyleError
 
 C = paths.EXAMPLES / "content"
@@ -11,11 +11,11 @@ S = paths.EXAMPLES / "style"
 
 
 def test_grid_and_cache(tmp_path):
-    fast = stylize.OptimizeConfig(steps=2, scales=())
-    base = stylize.StylizeConfig(method="optimize", max_dim=32, progress=False, optimize=fast)
+    fast = optimize.OptimizeConfig(steps=2, scales=())
+    base = stylize.StylizeConfig(method="optimize", max_dim=32, progress=False, engine=fast)
     contents = [C / "chelsea.png", C / "coffee.png"]
     styles = [S / "kandinky.png"]
-    sweep = sheet.parse_sweep("style_weight=1e-3,1e-1")
+    sweep = sheet.parse_sweep("style_weight=1e-3,1e-1", "optimize")
     out = sheet.make_sheet(contents, styles, base, sweep, tmp_path / "sheet.png", tmp_path / "cache")
     img = Image.open(out)
     cols = 1 + 2  # Head column + 2 sweep values.
@@ -65,35 +65,40 @@ def test_labels_stay_in_their_cell_at_small_cell_sizes(cell):
 
 
 def test_sweep_parsing():
-    assert sheet.parse_sweep("alpha=0,0.5,1") == ("alpha", [0.0, 0.5, 1.0])
-    assert sheet.parse_sweep("steps=10,20") == ("steps", [10, 20])
-    assert sheet.parse_sweep(None) == (None, [None])
+    assert sheet.parse_sweep("alpha=0,0.5,1", "adain") == ("alpha", [0.0, 0.5, 1.0])
+    assert sheet.parse_sweep("steps=10,20", "optimize") == ("steps", [10, 20])
+    assert sheet.parse_sweep(None, "adain") == (None, [None])
     with pytest.raises(StyleError, match="sweep"):
-        sheet.parse_sweep("nonsense=1")
-    with pytest.raises(StyleError, match="int"):
-        sheet.parse_sweep("steps=a")
+        sheet.parse_sweep("nonsense=1", "adain")
+    with pytest.raises(StyleError, match="whole number"):
+        sheet.parse_sweep("steps=a", "optimize")
+    with pytest.raises(StyleError, match="a setting of --method=optimize"):
+        sheet.parse_sweep("alpha=0,1", "optimize")  # Of the other engine: would change nothing.
     config = sheet.cell_config(stylize.StylizeConfig(), "alpha", 0.25)
-    assert config.adain.alpha == 0.25
+    assert config.engine.alpha == 0.25
+    precision = sheet.cell_config(stylize.StylizeConfig(method="optimize"), "precision", "float32")
+    assert precision.engine.precision == "float32"  # A setting both engines have reaches the engine.
+    assert sheet.cell_config(precision, "max_dim", 64).max_dim == 64
 
 
 def test_cache_key_follows_the_decoder_file(tmp_path):
     first, second = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
     first.write_bytes(b"one decoder")
     second.write_bytes(b"another decoder")
-    configs = [stylize.StylizeConfig(method="adain", adain=stylize.AdainConfig(decoder_weights=str(p)))
+    configs = [stylize.StylizeConfig(method="adain", engine=stylizer.AdainConfig(decoder_weights=str(p)))
                for p in (first, second, first)]
     keys = [sheet._key(C / "chelsea.png", S / "kandinky.png", c) for c in configs]
     assert keys[0] != keys[1] and keys[0] == keys[2]
     missing = stylize.StylizeConfig(method="adain",
-                                    adain=stylize.AdainConfig(decoder_weights=str(tmp_path / "no")))
+                                    engine=stylizer.AdainConfig(decoder_weights=str(tmp_path / "no")))
     with pytest.raises(StyleError, match="decoder weights not found"):
         sheet._key(C / "chelsea.png", S / "kandinky.png", missing)
 
 
 def test_adain_cells_share_one_stylizer(tmp_path):
     base = stylize.StylizeConfig(method="adain", max_dim=32, progress=False)
-    stylize._stylizer.cache_clear()
+    stylizer._load.cache_clear()
     sheet.make_sheet([C / "chelsea.png", C / "coffee.png"], [S / "kandinky.png"], base,
-                     sheet.parse_sweep("alpha=0.5,1"), tmp_path / "sheet.png", tmp_path / "cache")
-    info = stylize._stylizer.cache_info()
+                     sheet.parse_sweep("alpha=0.5,1", "adain"), tmp_path / "sheet.png", tmp_path / "cache")
+    info = stylizer._load.cache_info()
     assert (info.misses, info.hits) == (1, 3)  # Four cells, the models built once.

@@ -1,0 +1,57 @@
+"""The AdaIN engine over whole images: blending, masks and the face pass."""
+
+import keras
+import numpy as np
+import pytest
+
+from style_tf import adain, faces, images, stylizer
+from style_tf.paths import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def nets():
+    keras.utils.set_random_seed(0)
+    return adain.encoder(layers=(adain.BOTTLENECK,)), adain.decoder()
+
+
+def test_one_hot_interpolation_equals_single_style(nets, content_image, style_image):
+    run = stylizer.Stylizer(*nets)
+    single = run(content_image, [style_image])
+    blend = run(content_image, [style_image, content_image], [1.0, 0.0])
+    np.testing.assert_allclose(single, blend, atol=1e-5)
+    assert single.shape == content_image.shape
+
+
+def test_masks_with_one_full_region_equal_plain_style(nets, content_image, style_image):
+    run = stylizer.Stylizer(*nets)
+    h, w = content_image.shape[:2]
+    ones, zeros = np.ones((h, w), np.float32), np.zeros((h, w), np.float32)
+    plain = run(content_image, [style_image])
+    masked = run(content_image, [style_image, content_image], masks=[ones, zeros])
+    np.testing.assert_allclose(plain, masked, atol=1e-4)
+
+
+def test_faces_are_found():
+    astronaut = images.load_image(EXAMPLES / "content" / "astronaut.png", max_dim=512)
+    [(x, y, w, h)] = faces.find(astronaut)
+    assert 160 < x + w / 2 < 290 and 60 < y + h / 2 < 170 and 70 < w < 130  # Her face.
+    assert faces.find(images.load_image(EXAMPLES / "content" / "chelsea.png", max_dim=512)) == []
+
+
+def test_the_face_pass_changes_only_round_small_faces(style_image):
+    run = stylizer.Stylizer.load(precision="float32")  # A random decoder's output is mostly black.
+    astronaut = images.load_image(EXAMPLES / "content" / "astronaut.png", max_dim=384)
+    [(x, y, w, h)] = faces.find(astronaut)
+    plain = run(astronaut, [style_image])
+    refined = run(astronaut, [style_image], face_size=4 * w)
+    changed = np.abs(refined - plain).max(-1) > 1e-4
+    ys, xs = np.nonzero(changed)
+    assert changed[y + h // 2, x + w // 2] and changed.mean() > 0.01
+    # Within the square crop of twice the face's side round the face's centre.
+    assert xs.min() >= x + w / 2 - w and xs.max() <= x + w / 2 + w
+    assert ys.min() >= y + h / 2 - h and ys.max() <= y + h / 2 + h
+    np.testing.assert_array_equal(run(astronaut, [style_image], face_size=w), plain)
+    # With masks the faces take each region's statistics from the whole image too.
+    ones = np.ones(astronaut.shape[:2], np.float32)
+    masked = run(astronaut, [style_image, astronaut], masks=[ones, 0 * ones], face_size=4 * w)
+    np.testing.assert_allclose(masked, refined, atol=2e-3)
