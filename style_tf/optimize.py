@@ -88,8 +88,11 @@ class OptimizeConfig:
         return round(max_dim * max(1.0, self.style_scale))
 
     def fingerprint(self) -> str:
-        """Identifies this engine's results: the settings and the precision "auto" chose here."""
-        return f"{self!r} dtype={vgg.dtype_policy(self.precision)}"
+        """Identifies this engine's results: the settings that shape them (not those of what a
+        run leaves beside its output, `_RUN`) and the precision "auto" chose here."""
+        shaping = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                   if f.metadata.get("sweep", True)}
+        return f"{shaping!r} dtype={vgg.dtype_policy(self.precision)}"
 
 
 @dataclasses.dataclass
