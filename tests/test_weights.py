@@ -1,4 +1,7 @@
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import keras
@@ -10,7 +13,7 @@ from style_tf.errors import StyleError
 
 
 def test_bundled_vgg19_loads_with_all_shapes(vgg19_bundled):
-    assert set(weights.conv_shapes("vgg19")) <= set(vgg19_bundled)
+    assert set(vgg.conv_shapes("vgg19")) <= set(vgg19_bundled)
     kernel, bias = vgg19_bundled["block1_conv1"]
     assert kernel.shape == (3, 3, 3, 64) and bias.shape == (64,)
     assert len(np.unique(kernel)) <= 256  # Quantised to 256 levels per layer.
@@ -96,3 +99,13 @@ def test_fetch_imagenet_downloads_into_cache_and_checks_hash(tmp_path):
     with pytest.raises(StyleError, match="cannot get vgg19"):
         weights.fetch_imagenet("vgg19", origin=origin, file_hash="0" * 64,
                                cache_dir=str(tmp_path / "cache2"))
+
+
+def test_weights_imports_without_keras():
+    """vgg.py (Keras) imports weights.py; weights.py takes the architecture from vgg.py only
+    inside its functions, so importing it alone stays light and the two form no import cycle."""
+    code = ("import style_tf.weights, sys; assert 'keras' not in sys.modules, 'keras imported'; "
+            "import style_tf.vgg; assert style_tf.vgg.load_vgg_weights is style_tf.weights.load_vgg_weights")
+    r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
