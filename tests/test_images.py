@@ -6,6 +6,7 @@ from PIL import Image
 
 from style_tf import images
 from style_tf.errors import StyleError
+from style_tf.paths import EXAMPLES
 
 
 def _gradient(w=40, h=24):
@@ -79,6 +80,28 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "MAX_PIXELS", 1000)
     with pytest.raises(StyleError, match="larger than 1000 pixels"):
         images.load_image(tmp_path / "big.png")
+    # Refused from its header, before decoding: a truncated file over the limit is too large.
+    noise = np.random.default_rng(0).integers(0, 255, (100, 100, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "cut.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes()[:200])
+    with pytest.raises(StyleError, match="larger than 1000 pixels"):
+        images.load_image(tmp_path / "cut.png")
+
+
+def test_loading_leaves_pil_global_limit_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 123_456_789)  # Whatever the process set.
+    images.load_image(EXAMPLES / "content" / "chelsea.png")
+    with pytest.raises(StyleError):
+        images.load_image(tmp_path / "missing.png")
+    assert Image.MAX_IMAGE_PIXELS == 123_456_789
+
+
+def test_pil_own_decompression_bomb_error_is_the_same_user_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL refuses over 2x this, warns over 1x.
+    for size in ((100, 100), (40, 40)):  # 10,000 pixels: PIL's error; 1,600: its warning.
+        Image.new("RGB", size).save(tmp_path / "big.png")
+        with pytest.raises(StyleError, match=f"larger than {images.MAX_PIXELS} pixels"):
+            images.load_image(tmp_path / "big.png")
 
 
 def test_resize_keeps_aspect_and_never_upscales_when_asked():

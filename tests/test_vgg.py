@@ -16,6 +16,17 @@ def test_layer_shapes(network, last_block4):
     assert tuple(out["block5_pool"].shape) == (1, 2, 3, 512)
 
 
+@pytest.mark.parametrize("network", ["vgg16", "vgg19"])
+def test_conv_shapes_are_those_of_keras_applications(network):
+    import keras
+
+    builder = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}[network]
+    model = builder(include_top=False, weights=None)
+    expected = {layer.name: tuple(tuple(w.shape) for w in layer.weights)
+                for layer in model.layers if layer.weights}
+    assert vgg.conv_shapes(network) == expected
+
+
 def test_model_is_truncated_at_deepest_layer():
     model = vgg.feature_model(["block2_conv1"], "vgg19", weights=None)
     names = [layer.name for layer in model.layers]

@@ -1,4 +1,7 @@
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import keras
@@ -10,7 +13,7 @@ from style_tf.errors import StyleError
 
 
 def test_bundled_vgg19_loads_with_all_shapes(vgg19_bundled):
-    assert set(weights.conv_shapes("vgg19")) <= set(vgg19_bundled)
+    assert set(vgg.conv_shapes("vgg19")) <= set(vgg19_bundled)
     kernel, bias = vgg19_bundled["block1_conv1"]
     assert kernel.shape == (3, 3, 3, 64) and bias.shape == (64,)
     assert len(np.unique(kernel)) <= 256  # Quantised to 256 levels per layer.
@@ -130,3 +133,13 @@ def test_fetch_imagenet_failure_gives_the_reason_in_one_line(tmp_path):
     message = str(error.value)
     assert f"cannot get vgg16 ImageNet weights from {missing} (No such file or directory)" in message
     assert "\n" not in message and "--vgg_weights=PATH" in message
+
+
+def test_weights_imports_without_keras():
+    """vgg.py (Keras) imports weights.py; weights.py takes the architecture from vgg.py only
+    inside its functions, so importing it alone stays light and the two form no import cycle."""
+    code = ("import style_tf.weights, sys; assert 'keras' not in sys.modules, 'keras imported'; "
+            "import style_tf.vgg; assert style_tf.vgg.load_vgg_weights is style_tf.weights.load_vgg_weights")
+    r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
