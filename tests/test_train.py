@@ -3,7 +3,7 @@
 import csv
 import dataclasses
 import logging
-import types
+import typing
 
 import keras
 import numpy as np
@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from style_tf import adain, data, train
+from style_tf import adain, cli, data, train
 from style_tf.errors import StyleError
 
 
@@ -150,10 +150,10 @@ def test_upweight_multiplies_a_sources_share_and_refuses_unknown_sources(tmp_pat
         data.image_dataset(str(tmp_path), 2, upweight={"lihgt": 4})
     with pytest.raises(StyleError, match="must be > 0"):  # 0 made the sampling weights NaN.
         data.image_dataset(str(tmp_path), 2, upweight={"light": 0})
-    flag = lambda *items: {"content_upweight": types.SimpleNamespace(value=list(items))}  # noqa: E731
-    assert train._upweights(flag("a=2", "b=0.5"), "content_upweight") == (("a", 2.0), ("b", 0.5))
-    with pytest.raises(StyleError, match="not subfolder=factor"):
-        train._upweights(flag("a"), "content_upweight")
+    kind = typing.get_type_hints(train.TrainConfig)["content_upweight"]  # Parsed as its flag is.
+    assert cli.parse_value(kind, "a=2,b=0.5", "content_upweight") == (("a", 2.0), ("b", 0.5))
+    with pytest.raises(StyleError, match="--content_upweight: 'a=x' is not a list of name:weight"):
+        cli.parse_value(kind, "a=x", "content_upweight")
 
 
 def test_tfrecord_shards_round_trip(folders, tmp_path):
