@@ -22,21 +22,18 @@ BOTTLENECK = "block4_conv1"
 MIN_SIDE = vgg.min_side((BOTTLENECK,))  # 8: the encoder's three poolings need 8 px a side.
 CHANNELS = 512  # Channels of the bottleneck; a style vector has 2 * CHANNELS values.
 EPS = 1e-5
-# The encoder divides each layer's features by its mean activation, so that every layer and
-# the decoder's input are of order 1, as in the "normalised" VGG the paper trained with. With
-# raw caffe-scale activations (block1 about 20, block4 about 400) the style loss ignored the
-# colour-carrying first layer and the decoder, fed inputs of several hundred, learnt ten times
-# slower (models/MODELS.md). Means over 64 random 256-px crops of the training photos and
-# artworks each with the bundled VGG19, rounded (they vary by about 30% between the two).
+# The encoder divides each layer's features by its mean activation (over 256-px crops of the
+# training photos and artworks, rounded), so that every layer and the decoder's input are of
+# order 1, as in the "normalised" VGG the paper trained with: with raw activations the style
+# loss ignores the colour-carrying first layer and the decoder learns slower
+# (benchmarks/RESULTS.md, "Decoder training").
 FEATURE_SCALE = {"block1_conv1": 20.0, "block2_conv1": 100.0, "block3_conv1": 100.0,
                  "block4_conv1": 400.0}
 
 # Pixels of mirrored content added round an image while it is stylized and cropped after: the
 # zero-padded convolutions draw a thin frame at the borders of what they see, which then falls
-# outside the image (a multiple of 8, the decoder's upsampling). Costs about 14% more work at
-# 512x340, 17% at 384x384. On the held-out pairs (benchmarks.quality, step-3317 decoder) it
-# moved mean/std 0.315 -> 0.336 and content 0.592 -> 0.584: the frame's hard lines had
-# counted as style.
+# outside the image (a multiple of 8, the decoder's upsampling). Its cost and its effect on the
+# scores: benchmarks/RESULTS.md, "AdaIN quality".
 BORDER = 16
 
 # The decoder mirrors VGG19 up to block4_conv1: (filters, upsample after) per 3x3 conv.
@@ -111,8 +108,8 @@ def decoder(dtype: str | None = None) -> keras.Model:
     (unclipped).
 
     Nearest-neighbour upsampling, no normalisation, zero ("same") padding: in TFLite,
-    reflection padding (MIRROR_PAD) costs about 40% of the transform's time on a phone-class
-    CPU, and a decoder trained with zero padding learns its borders.
+    reflection padding (MIRROR_PAD) is slow on phone-class CPUs, and a decoder trained with
+    zero padding learns its borders.
     """
     inputs = keras.Input((None, None, CHANNELS), name="features")
     x = inputs
@@ -256,7 +253,7 @@ def training_losses(enc: keras.Model, dec: keras.Model, content, style,
 
 def decoder_path(weights: str = "bundled") -> Path:
     """The file of `weights`: "bundled" is models/adain_decoder.weights.h5 (see
-    models/MODELS.md for how it was trained), anything else a path.
+    models/MODELS.md, its card), anything else a path.
 
     Raises:
       StyleError: there is no such file.

@@ -1,9 +1,9 @@
 """Finding faces, for the AdaIN engine's face pass (`stylizer.Stylizer`, `face_size`).
 
 OpenCV's frontal-face Haar cascade (in the opencv-python-headless 4.x wheels): a detector we
-need not train or ship, a few tens of ms at 512 px on a CPU, and one that finds the small
-faces of a group photo, the ones the AdaIN decoder smears. Of its cascades, "alt" gave the
-fewest false faces on the training photos (models/MODELS.md, "The face pass"); it misses
+need not train or ship, quick on a CPU, and one that finds the small faces of a group photo,
+the ones the AdaIN decoder smears. Of its cascades, "alt" gave the fewest false faces on the
+training photos (benchmarks/RESULTS.md, "Face pass"); it misses
 faces in profile or behind sunglasses, which are then stylized like the rest.
 """
 

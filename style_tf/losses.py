@@ -36,9 +36,8 @@ def gram_matrix(features, mask=None):
 @ops.custom_gradient
 def _gram_sum(flat):
     """F^T F of (B, N, C) `flat` as float32, with the gradient F (dG + dG^T): one matrix
-    product where differentiating F^T F as a product of two tensors takes two. With the
-    product in bfloat16 too, one loss-and-gradient evaluation of the engine at 512x340 takes
-    0.66 s instead of 0.77 s with the tutorial's float32 einsum (benchmarks/optimize.py)."""
+    product where differentiating F^T F as a product of two tensors takes two, in the
+    features' dtype: the engine's fast path (benchmarks/RESULTS.md, "Optimize engine")."""
 
     def grad(*args, upstream=None):
         upstream = args[0] if upstream is None else upstream
@@ -129,8 +128,8 @@ def grid_loss(images, period: int = 8):
     texture does not, so the average keeps the grid's peaks and smooths the rest); for each axis
     and harmonic of the grid (periods 8, 4, 8/3 and 2 for 8), the log of the power at the
     harmonic over the mean power of nearby frequencies, counted only where above 0 (a peak).
-    Photos score about 0.03 a batch of 8, so the term asks for no grid and nothing else of the
-    texture.
+    Photos and paintings score near 0 (benchmarks/RESULTS.md, "Decoder training"), so the term
+    asks for no grid and nothing else of the texture.
 
     Args:
       images: (B, H, W, 3) float32 RGB with H and W at least 16 periods.

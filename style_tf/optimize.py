@@ -1,10 +1,9 @@
 """The Gatys engine: style targets once per scale, a compiled loss/gradient, Adam or L-BFGS.
 
 The image is the only variable. `tf.function` wraps the small loss/gradient and Adam step
-functions; the Python loop, progress, snapshots and file I/O stay outside (in stylize.py,
-through `callback`). Not XLA: with `jit_compile=True` one evaluation at 512x340 takes 1.55 s
-instead of 0.68 s in bfloat16 and 1.59 s instead of 1.28 s in float32 on a 2-core AMD EPYC
-with AVX512-BF16 (oneDNN's convolutions are faster than XLA's on CPU; benchmarks/optimize.py).
+functions; the Python loop, progress, snapshots and file I/O stay outside (`Engine`, through
+`callback`). Not XLA: on CPU oneDNN's convolutions beat XLA's, so `jit_compile` is slower
+(benchmarks/RESULTS.md, "Optimize engine").
 Coarse-to-fine `scales` start each scale from the upsampled result of the previous one,
 which is how large outputs are reached quickly and without running out of memory.
 """
@@ -288,8 +287,8 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
         image, total_step, stop = run(problem, config, resume, size, callback)
         done = resume.step + total_step - resume.total_step
         if run is _lbfgs and not stop and done < config.steps and vgg.dtype_policy(config.precision):
-            # Its line search gave up: bfloat16 rounds the loss by about 1%, which hides the
-            # small descents of a long run's tail (benchmarks/optimize.py); float32 goes on.
+            # Its line search gave up: bfloat16's rounding of the loss hides the small descents
+            # of a long run's tail (benchmarks/RESULTS.md, "Optimize engine"); float32 goes on.
             logging.info("L-BFGS goes on in float32 from step %d", total_step)
             exact = dataclasses.replace(config, precision="float32")
             model32 = model32 or feature_model_for(exact)

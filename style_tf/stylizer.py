@@ -114,7 +114,7 @@ class Stylizer:
     @classmethod
     def load(cls, decoder_weights: str = "bundled", precision: str = "auto") -> "Stylizer":
         """The bundled (or given) decoder with the bundled encoder, in `precision` (see
-        `vgg.dtype_policy`; bfloat16 is about 3x faster where the CPU has AMX/AVX512-BF16)."""
+        `vgg.dtype_policy`: bfloat16 where the CPU computes it natively, AMX or AVX512-BF16)."""
         dtype = vgg.dtype_policy(precision)
         return cls(encoder(layers=(BOTTLENECK,), dtype=dtype),
                    load_decoder(str(decoder_path(decoder_weights)), dtype))
@@ -148,7 +148,7 @@ class Stylizer:
             stylized again, enlarged to this size (MAX_FACE_SCALE at most), and blended back;
             0 turns it off. The decoder rebuilds the image from features 8 times coarser,
             which smears a face a few dozen pixels wide and the eyes of a larger one
-            (models/MODELS.md, "The face pass").
+            (benchmarks/RESULTS.md, "Face pass").
 
         Returns:
           (H, W, 3) float32 numpy array in [0, 1].

@@ -79,7 +79,7 @@ def test_adain_alpha_trades_content_for_style(model):
     """The bundled decoder on a photo it never saw in training (chelsea.png, 256 px): raising
     alpha moves the result from the content towards the style; alpha 0 reconstructs the photo
     at >= 17 dB PSNR and alpha 1 brings the mean/std style distance under 0.25 of the photo's
-    own (step-33608 decoder: 21.0 dB and 0.159; see models/MODELS.md)."""
+    own (the shipped decoder's figures: models/MODELS.md)."""
     from style_tf import images, stylizer
 
     content = images.load_image(EXAMPLES / "content" / "chelsea.png", max_dim=256)
