@@ -151,7 +151,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise StyleError(f"{folder}: output folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=folder)
+    except OSError as e:  # Not writable, read-only or special file system, full disk.
+        raise StyleError(f"{folder}: cannot write there ({e.strerror})") from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -184,6 +187,8 @@ def save_image(path: str | os.PathLike, image) -> None:
             Image.fromarray(pixels, "RGB").save(tmp, format=fmt)
     except PermissionError:
         raise StyleError(f"{path}: output folder is not writable") from None
+    except OSError as e:  # Full disk, a file system that refuses the rename.
+        raise StyleError(f"{path}: cannot write it ({e.strerror})") from None
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

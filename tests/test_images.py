@@ -122,6 +122,8 @@ def test_save_is_atomic_and_keeps_old_file_on_failure(tmp_path):
         images.save_image(tmp_path / "o.xyz", np.zeros((4, 4, 3)))
     with pytest.raises(StyleError, match="does not exist"):
         images.save_image(tmp_path / "nope" / "o.png", np.zeros((4, 4, 3)))
+    with pytest.raises(StyleError, match="cannot write there"):  # A folder no file can be made in.
+        images.save_image("/proc/o.png", np.zeros((4, 4, 3)))
 
 
 def test_match_color_moves_mean_and_covariance():
