@@ -166,7 +166,8 @@ def test_tiny_and_thin_styles_and_masks_stylize(tmp_path, method):
     photo = _save_noise(tmp_path / "photo.png", (24, 36), seed=1)
     for name, shape in SHAPES.items():
         odd = _save_noise(tmp_path / f"odd_{name}.png", shape, seed=2)
-        for styles, masks in [((str(odd),), ()), ((STYLE, STYLE), (str(odd), str(odd)))]:
+        as_masks = [((STYLE, STYLE), (str(odd), str(odd)))] if name in ("1x1", "600x8") else []
+        for styles, masks in [((str(odd),), ()), *as_masks]:  # Masks are resized: two shapes show it.
             out = tmp_path / f"out_{name}_{len(styles)}.png"
             config = stylize.StylizeConfig(content=str(photo), styles=styles, style_masks=masks,
                                            output=str(out), max_dim=36, progress=False,
