@@ -34,7 +34,9 @@ def test_gram_gradient_matches_the_product_rule():
             value = tf.reduce_sum(w * gram(f))
         return tape.gradient(value, f).numpy()
 
-    plain = lambda x: tf.einsum("bijc,bijd->bcd", x * mask, x * mask) / tf.reduce_sum(mask)
+    def plain(x):
+        return tf.einsum("bijc,bijd->bcd", x * mask, x * mask) / tf.reduce_sum(mask)
+
     np.testing.assert_allclose(grad(lambda x: losses.gram_matrix(x, mask)), grad(plain),
                                rtol=1e-5, atol=1e-6)
     low = losses.gram_matrix(tf.cast(f, tf.bfloat16))
