@@ -386,8 +386,8 @@ def flag_reference(sections: list[tuple[str, str, list]]) -> str:
 
 
 def reference() -> str:
-    """FLAGS.md: the flags of `style_tf.run` (and `sheet`) and of `style_tf.train`."""
-    from style_tf import stylize, train
+    """FLAGS.md: the flags of `style_tf.run` (and `sheet`), `style_tf.train` and `style_tf.batch`."""
+    from style_tf import pipeline, stylize, train
 
     sections = [("`python -m style_tf.run`: what to stylize and where",
                  "`StylizeConfig` (style_tf/stylize.py). `python -m style_tf.sheet` takes these too, "
@@ -399,6 +399,12 @@ def reference() -> str:
                          "A flag of another engine is refused.", [engine.Config]))
     sections.append(("`python -m style_tf.train`: the AdaIN decoder's training",
                      "`TrainConfig` (style_tf/train.py).", [train.TrainConfig]))
+    sections.append(("`python -m style_tf.batch`: a data set through an Apache Beam pipeline",
+                     "`BatchConfig` (style_tf/pipeline.py), and the flags of `--method=adain` but "
+                     "its `--alpha` (this one's is drawn per photo from a range). Any other flag is "
+                     "one of Beam's pipeline options (`--runner`, `--direct_num_workers`, ...), "
+                     "passed on to Beam; one that Beam does not know either is refused.",
+                     [pipeline.BatchConfig]))
     return flag_reference(sections)
 
 

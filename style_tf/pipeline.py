@@ -35,6 +35,9 @@ import time
 
 from absl import logging
 
+from style_tf import cli, images, paths, stylizer
+from style_tf.errors import StyleError
+
 _import_quietly = std_logging.NullHandler()  # Beam warns on import, through the root logger,
 std_logging.getLogger().addHandler(_import_quietly)  # that Google Cloud's BigQuery client is missing.
 try:
@@ -56,9 +59,6 @@ except ImportError as e:  # pragma: no cover - the [batch] extra is missing.
 finally:
     std_logging.getLogger().removeHandler(_import_quietly)
 
-from style_tf import cli, images, paths, stylizer
-from style_tf.errors import StyleError
-
 NAMESPACE = "style_tf.batch"  # Of the Beam metrics (counters "stylized", "skipped", "failed").
 MANIFEST, FAILED = "manifest.jsonl", "failed.jsonl"
 FORMATS = ("png", "jpg")
@@ -70,8 +70,8 @@ _DIRECT = ("direct", "directrunner", "switchingdirectrunner")  # Run as the FnAp
 class BatchConfig:
     """What to stylize, with which styles, and where the outputs go: a whole data set."""
 
-    input: str  # Photos: a folder (walked recursively), a glob ("photos/*/*.jpg") or a text file listing one a
-    # line (relative to its folder); local, or on any filesystem Beam knows (gs://, s3://, hdfs://).
+    input: str  # Photos: a folder (walked recursively), a glob ("photos/*/*.jpg") or a text file listing
+    # one a line (relative to its folder); local, or on any filesystem Beam knows (gs://, s3://, hdfs://).
     output: str  # Folder of the outputs, mirroring the input's tree, with manifest.jsonl and failed.jsonl.
     styles: tuple[str, ...] = (str(paths.EXAMPLES / "style"),)  # Style images: a folder of them, or files
     # comma-separated. With several, each photo gets one drawn from its path and --seed.
@@ -85,7 +85,8 @@ class BatchConfig:
     def __post_init__(self):
         if len(self.alpha) not in (1, 2) or not all(0.0 <= a <= 1.0 for a in self.alpha) \
                 or self.alpha[0] > self.alpha[-1]:
-            raise StyleError(f"--alpha takes a value in 0..1 or a range lo,hi in it, got {cli.to_text(self.alpha)}")
+            raise StyleError("--alpha takes a value in 0..1 or a range lo,hi in it, "
+                             f"got {cli.to_text(self.alpha)}")
         if self.format not in FORMATS:
             raise StyleError(f"unknown format {self.format!r} (use {' or '.join(FORMATS)})")
         if self.max_dim < 16:
@@ -414,7 +415,9 @@ class _Save(beam.DoFn):
 
 
 def _write_jsonl(rows, path: str, key: str) -> None:
-    _write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in sorted(rows, key=lambda r: r[key])).encode())
+    """`rows` sorted by `key`, one JSON object a line, written whole."""
+    rows = sorted(rows, key=lambda r: r[key])
+    _write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
 
 
 def build(pipeline, config: BatchConfig, engine: stylizer.AdainConfig, styles: list[str], found: Source):
@@ -430,7 +433,8 @@ def build(pipeline, config: BatchConfig, engine: stylizer.AdainConfig, styles: l
     else:
         photos = (p | "Pattern" >> beam.Create([found.pattern]) | "Match" >> fileio.MatchAll()
                   | "Path" >> beam.Map(lambda m: m.path))
-    named = photos | "Name" >> beam.ParDo(_Name(found.root, config.format)).with_outputs("failed", main="named")
+    named = photos | "Name" >> beam.ParDo(_Name(found.root, config.format)).with_outputs(
+        "failed", main="named")
     jobs = (named.named | "Group by output" >> beam.GroupByKey()
             | "Jobs" >> beam.ParDo(_Jobs(config, styles, output)))
     todo = jobs | "Skip done" >> beam.ParDo(_SkipDone()).with_outputs("done", main="todo")
@@ -452,7 +456,14 @@ def pipeline_options(beam_args) -> PipelineOptions:
       StyleError: a flag that is neither this tool's nor one of Beam's.
     """
     options = PipelineOptions(list(beam_args))
-    unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(options.get_all_options()))
+    parser_log = std_logging.getLogger("apache_beam.options.pipeline_options")
+    level = parser_log.level
+    parser_log.setLevel(std_logging.ERROR)  # Its warning that it discards them: an error here.
+    try:
+        known = set(options.get_all_options())
+        unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - known)
+    finally:
+        parser_log.setLevel(level)
     if unknown:
         raise StyleError(f"unknown flag --{unknown[0]} (neither style_tf.batch's nor a Beam pipeline option)")
     standard = options.view_as(StandardOptions)
