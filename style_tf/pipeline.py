@@ -16,7 +16,8 @@ The pipeline (`build`):
   reason) -> RunInference: batches of photos through the AdaIN engine, loaded once per
   worker, each style's vector computed once per worker -> each output written atomically,
   with a note inside it of its style and alpha -> manifest.jsonl (the outputs written now and,
-  from their notes, those found done) and failed.jsonl, each written whole at the end.
+  from their notes, those found done; in no particular order) and failed.jsonl, each one file
+  made whole at the end by Beam's text sink.
 
 Runners: Beam's DirectRunner first tries Prism, a binary it downloads at run time; here the
 DirectRunner (the default) runs Beam's FnApiRunner instead, the DirectRunner's own engine for
@@ -25,12 +26,14 @@ multi_processing`: N worker processes), with no network. Every other runner is B
 """
 
 import dataclasses
+import glob
 import hashlib
 import io
 import json
 import logging as std_logging
 import os
 import posixpath
+import shutil
 import time
 
 from absl import logging
@@ -414,10 +417,12 @@ class _Save(beam.DoFn):
                "output_size": [int(image.shape[1]), int(image.shape[0])]}
 
 
-def _write_jsonl(rows, path: str, key: str) -> None:
-    """`rows` sorted by `key`, one JSON object a line, written whole."""
-    rows = sorted(rows, key=lambda r: r[key])
-    _write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+def _jsonl(rows, path: str, step: str):
+    """Writes `rows` to `path`, one JSON object a line, as one file made whole at the end (Beam's
+    text sink: shards written in a temporary folder beside it, then renamed into place); an
+    empty file where there are none."""
+    return (rows | f"{step} as JSON" >> beam.Map(lambda r: json.dumps(r, sort_keys=True))
+            | step >> beam.io.WriteToText(path, num_shards=1, shard_name_template=""))
 
 
 def build(pipeline, config: BatchConfig, engine: stylizer.AdainConfig, styles: list[str], found: Source):
@@ -442,11 +447,9 @@ def build(pipeline, config: BatchConfig, engine: stylizer.AdainConfig, styles: l
     handler = StyleModelHandler(engine, engine.style_dim(config.max_dim), config.batch_size)
     saved = (loaded.loaded | "Stylize" >> inference.RunInference(handler)
              | "Save" >> beam.ParDo(_Save()).with_outputs("failed", main="rows"))
-    ((saved.rows, todo.done) | "Rows" >> beam.Flatten() | "All rows" >> beam.combiners.ToList()
-     | "Manifest" >> beam.Map(_write_jsonl, _join(output, MANIFEST), "output"))
-    ((named.failed, loaded.failed, saved.failed) | "Failures" >> beam.Flatten()
-     | "All failures" >> beam.combiners.ToList()
-     | "Failed" >> beam.Map(_write_jsonl, _join(output, FAILED), "photo"))
+    _jsonl((saved.rows, todo.done) | "Rows" >> beam.Flatten(), _join(output, MANIFEST), "Manifest")
+    _jsonl((named.failed, loaded.failed, saved.failed) | "Failures" >> beam.Flatten(),
+           _join(output, FAILED), "Failed")
 
 
 def pipeline_options(beam_args) -> PipelineOptions:
@@ -506,6 +509,18 @@ def _memory_warning(record: std_logging.LogRecord) -> bool:
     return "Resource module is not available" not in record.getMessage()
 
 
+def _clear_leftovers(output: str) -> None:
+    """Removes the temporary folders of manifest.jsonl and failed.jsonl that a killed run left
+    in `output` (Beam's text sink names them beam-temp-<file>-<id>)."""
+    pattern = [_join(output, f"beam-temp-{name}-*") for name in (MANIFEST, FAILED)]
+    if _local(output):
+        for folder in (g for p in pattern for g in glob.glob(p)):
+            shutil.rmtree(folder, ignore_errors=True)
+    else:
+        found = FileSystems.match([p + "/**" for p in pattern])
+        FileSystems.delete([m.path for result in found for m in result.metadata_list] or [])
+
+
 def _check_output(output: str, found: Source) -> None:
     out = _normal(output)
     if out == found.root or out.startswith(found.root.rstrip("/") + "/"):
@@ -539,6 +554,7 @@ def run(config: BatchConfig, engine: stylizer.AdainConfig | None = None, beam_ar
     styles = style_files(config.styles)
     found = source(config.input)
     _check_output(config.output, found)
+    _clear_leftovers(_normal(config.output))
     start = time.perf_counter()
     pipeline = beam.Pipeline(runner=_runner(options), options=options)
     build(pipeline, config, engine, styles, found)

@@ -43,7 +43,9 @@ def outputs(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The JSON lines of `path`, sorted (the pipeline writes them in no particular order)."""
+    return sorted((json.loads(line) for line in path.read_text().splitlines()),
+                  key=lambda r: json.dumps(r, sort_keys=True))
 
 
 @pytest.fixture
@@ -84,7 +86,7 @@ def test_two_workers_stylize_each_photo_once_and_a_rerun_writes_nothing(tmp_path
     assert sorted(written) == sorted(expected)  # Each once, the tree mirrored, nothing else.
     assert (summary.stylized, summary.skipped, summary.failed) == (6, 0, 1)
     manifest = rows(out / "manifest.jsonl")
-    assert [r["output"] for r in manifest] == sorted(str(out / o) for o in expected)
+    assert sorted(r["output"] for r in manifest) == sorted(str(out / o) for o in expected)
     for row in manifest:
         rel = expected[str(Path(row["output"]).relative_to(out))]
         assert row["photo"] == str(tmp_path / "in" / rel)
@@ -103,7 +105,7 @@ def test_two_workers_stylize_each_photo_once_and_a_rerun_writes_nothing(tmp_path
 
 
 def test_a_killed_job_is_finished_by_running_it_again(tmp_path):
-    names = [f"part{i % 2}/p{i:02d}.png" for i in range(16)]
+    names = [f"part{i % 2}/p{i:02d}.png" for i in range(32)]
     photos(tmp_path / "in", names, size=(160, 120))
     out = tmp_path / "out"
     args = [sys.executable, "-m", "style_tf.batch", f"--input={tmp_path / 'in'}", f"--output={out}",
@@ -129,6 +131,7 @@ def test_a_killed_job_is_finished_by_running_it_again(tmp_path):
     assert {k: after[k] for k in before} == before  # ... and those of the killed run not rewritten.
     assert sorted(r["output"] for r in rows(out / "manifest.jsonl")) == sorted(str(out / n) for n in names)
     assert rows(out / "failed.jsonl") == []
+    assert sorted(p.name for p in out.iterdir()) == ["failed.jsonl", "manifest.jsonl", "part0", "part1"]
 
 
 def test_a_list_file_and_a_glob_name_the_same_outputs(tmp_path):
