@@ -80,12 +80,17 @@ def quiet_tensorflow_import() -> None:
 quiet_tensorflow_import()
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing with the user-error policy: one line and exit 2; help exits 0."""
+def parse_flags(argv: list[str], known_only: bool = False) -> list[str]:
+    """absl's flag parsing with the user-error policy: one line and exit 2; help exits 0.
+
+    With `known_only`, flags not defined here are returned with the arguments instead of
+    refused: the entry point hands them on (style_tf.batch gives them to Beam) and refuses
+    those that nothing reads.
+    """
     from absl import flags
 
     try:
-        return flags.FLAGS(argv)
+        return flags.FLAGS(argv, known_only=known_only)
     except flags.Error as e:
         message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
         print(f"error: {message}", file=sys.stderr)
@@ -150,7 +155,7 @@ def plain_logging() -> None:
             tf_logger.removeHandler(handler)
 
 
-def run(main, define_flags=None) -> None:
+def run(main, define_flags=None, known_only: bool = False) -> None:
     """Defines the flags, parses them (`parse_flags`), sets plain logging and runs `main`."""
     from absl import app
 
@@ -161,7 +166,7 @@ def run(main, define_flags=None) -> None:
         plain_logging()
         return main(argv)
 
-    app.run(main_with_plain_logs, flags_parser=parse_flags)
+    app.run(main_with_plain_logs, flags_parser=functools.partial(parse_flags, known_only=known_only))
 
 
 # --- flags generated from config dataclasses ----------------------------------------------
@@ -381,8 +386,8 @@ def flag_reference(sections: list[tuple[str, str, list]]) -> str:
 
 
 def reference() -> str:
-    """FLAGS.md: the flags of `style_tf.run` (and `sheet`) and of `style_tf.train`."""
-    from style_tf import stylize, train
+    """FLAGS.md: the flags of `style_tf.run` (and `sheet`), `style_tf.train` and `style_tf.batch`."""
+    from style_tf import pipeline, stylize, train
 
     sections = [("`python -m style_tf.run`: what to stylize and where",
                  "`StylizeConfig` (style_tf/stylize.py). `python -m style_tf.sheet` takes these too, "
@@ -394,6 +399,12 @@ def reference() -> str:
                          "A flag of another engine is refused.", [engine.Config]))
     sections.append(("`python -m style_tf.train`: the AdaIN decoder's training",
                      "`TrainConfig` (style_tf/train.py).", [train.TrainConfig]))
+    sections.append(("`python -m style_tf.batch`: a data set through an Apache Beam pipeline",
+                     "`BatchConfig` (style_tf/pipeline.py), and the flags of `--method=adain` but "
+                     "its `--alpha` (this one's is drawn per photo from a range). Any other flag is "
+                     "one of Beam's pipeline options (`--runner`, `--direct_num_workers`, ...), "
+                     "passed on to Beam; one that Beam does not know either is refused.",
+                     [pipeline.BatchConfig]))
     return flag_reference(sections)
 
 

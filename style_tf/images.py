@@ -4,6 +4,8 @@ Images inside the project are float32 numpy arrays or tensors `(H, W, 3)` of RGB
 """
 
 import contextlib
+import io
+import json
 import os
 import tempfile
 import warnings
@@ -12,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from style_tf.errors import StyleError
 
@@ -20,6 +22,7 @@ MAX_PIXELS = 50_000_000  # Larger images are refused as decompression bombs (abo
 _BACKGROUND = (255, 255, 255)  # Transparent pixels are composited on white, as a viewer shows them.
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                  ".tif": "TIFF", ".tiff": "TIFF"}
+_NOTE_KEY = "style_tf"  # The PNG text key (and JPEG comment prefix) of `encode_image`'s note.
 
 
 def load_image(path: str | os.PathLike, max_dim: int | None = None) -> np.ndarray:
@@ -43,13 +46,32 @@ def load_image(path: str | os.PathLike, max_dim: int | None = None) -> np.ndarra
         raise StyleError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise StyleError(f"{path}: no such file")
+    return _decode(path, path, max_dim)
+
+
+def decode_image(data: bytes, name: str, max_dim: int | None = None) -> np.ndarray:
+    """`load_image` for an image's bytes (read from a filesystem other than the local one).
+
+    Args:
+      data: the file's contents.
+      name: what error messages call it (its path or URL).
+      max_dim: if given, the longest side is scaled down to this (never up).
+
+    Raises:
+      StyleError: the bytes are not an image, are empty or too large.
+    """
+    return _decode(io.BytesIO(data), name, max_dim)
+
+
+def _decode(source, path, max_dim: int | None) -> np.ndarray:
+    """(H, W, 3) float32 of the image in `source` (a path or a file object) called `path`."""
     too_large = StyleError(f"{path}: image is larger than {MAX_PIXELS} pixels")
     try:
         with warnings.catch_warnings():
             # PIL's own limit (its global MAX_IMAGE_PIXELS, left as the process has it) still
             # applies: over it, opening warns or raises, and both are the same user error.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:  # Reads the header only: the size, not the pixels.
+            with Image.open(source) as img:  # Reads the header only: the size, not the pixels.
                 if img.width * img.height > MAX_PIXELS:
                     raise too_large
                 img.seek(0)
@@ -167,28 +189,82 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
             os.remove(tmp)
 
 
-def save_image(path: str | os.PathLike, image) -> None:
+def save_image(path: str | os.PathLike, image, note: dict | None = None) -> None:
     """Saves `(H, W, 3)` RGB in [0, 1] atomically; the format follows the file suffix.
+
+    Args:
+      path: the file to write.
+      image: the pixels.
+      note: what made the image (JSON-able), stored in the file (`encode_image`).
 
     Raises:
       StyleError: unknown suffix, or the folder is missing or not writable.
       ValueError: the image holds NaN or Inf (a bug upstream; never written).
     """
     path = Path(path)
-    fmt = _SAVE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise StyleError(f"{path}: unknown image suffix (use one of {', '.join(_SAVE_FORMATS)})")
-    array = np.asarray(image, dtype=np.float32)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"refusing to save a non-finite image to {path}")
-    pixels = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+    data = encode_image(image, path, note)
     try:
         with atomic_path(path) as tmp:
-            Image.fromarray(pixels, "RGB").save(tmp, format=fmt)
+            Path(tmp).write_bytes(data)
     except PermissionError:
         raise StyleError(f"{path}: output folder is not writable") from None
     except OSError as e:  # Full disk, a file system that refuses the rename.
         raise StyleError(f"{path}: cannot write it ({e.strerror})") from None
+
+
+def encode_image(image, name: str | os.PathLike, note: dict | None = None) -> bytes:
+    """The contents of the image file `name` of `(H, W, 3)` RGB in [0, 1] (its suffix picks the
+    format).
+
+    `note`, a JSON-able record of what made the image, is stored in the file itself (a PNG
+    text chunk, a JPEG comment; other formats do not keep it) and `read_note` gives it back:
+    a batch run that finds the image done learns from the image how it was made.
+
+    Raises:
+      StyleError: unknown suffix.
+      ValueError: the image holds NaN or Inf (a bug upstream; never written).
+    """
+    fmt = _SAVE_FORMATS.get(Path(name).suffix.lower())
+    if fmt is None:
+        raise StyleError(f"{name}: unknown image suffix (use one of {', '.join(_SAVE_FORMATS)})")
+    array = np.asarray(image, dtype=np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"refusing to save a non-finite image to {name}")
+    pixels = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+    options = {}
+    if note is not None and fmt == "PNG":
+        options["pnginfo"] = PngImagePlugin.PngInfo()
+        options["pnginfo"].add_text(_NOTE_KEY, json.dumps(note, sort_keys=True))
+    elif note is not None and fmt == "JPEG":
+        options["comment"] = f"{_NOTE_KEY} {json.dumps(note, sort_keys=True)}".encode()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def read_note(source) -> tuple[tuple[int, int], dict | None]:
+    """((width, height), note) of an image file written by `encode_image`, from its header.
+
+    Args:
+      source: a path or a binary file object.
+
+    Returns:
+      The size, and the note (None where the file holds none).
+
+    Raises:
+      StyleError: not an image PIL can read.
+    """
+    try:
+        with Image.open(source) as img:
+            # The chunks before the pixels: PIL writes the text chunk there (`img.text` would
+            # decode the whole image to look for more after them).
+            text = img.info.get(_NOTE_KEY) if img.format == "PNG" else None
+            comment = img.info.get("comment", b"") if img.format == "JPEG" else b""
+            if comment.startswith(f"{_NOTE_KEY} ".encode()):
+                text = comment[len(_NOTE_KEY) + 1:].decode()
+            return img.size, (json.loads(text) if text else None)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise StyleError(f"{source}: cannot read the image's header ({type(e).__name__}: {e})") from None
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

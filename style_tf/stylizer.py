@@ -134,12 +134,12 @@ class Stylizer:
         return self._vectors[key]
 
     def __call__(self, content, styles, weights=None, alpha: float = 1.0, masks=None,
-                 face_size: int = 0):
+                 face_size: int = 0, vectors=None):
         """Stylizes one image.
 
         Args:
           content: (H, W, 3) RGB in [0, 1].
-          styles: list of (h, w, 3) style images.
+          styles: list of (h, w, 3) style images (ignored when `vectors` are given).
           weights: interpolation weights, one per style (default equal); normalised to sum 1.
           alpha: content-style trade-off in 0..1.
           masks: optional list of (H, W) masks, one per style (white = that style applies);
@@ -149,15 +149,18 @@ class Stylizer:
             0 turns it off. The decoder rebuilds the image from features 8 times coarser,
             which smears a face a few dozen pixels wide and the eyes of a larger one
             (benchmarks/RESULTS.md, "Face pass").
+          vectors: the styles' `style_vector`s, instead of the images: a caller with many
+            styles (a batch run draws one of thousands per photo) keeps these, not the images.
 
         Returns:
           (H, W, 3) float32 numpy array in [0, 1].
         """
-        weights = np.asarray(weights if weights is not None else [1.0] * len(styles), np.float32)
-        if len(weights) != len(styles) or weights.min() < 0 or weights.sum() <= 0:
+        if vectors is None:
+            vectors = [self.style_vector(s) for s in styles]
+        weights = np.asarray(weights if weights is not None else [1.0] * len(vectors), np.float32)
+        if len(weights) != len(vectors) or weights.min() < 0 or weights.sum() <= 0:
             raise StyleError("style weights must be one per style, >= 0, with a positive sum")
         weights = weights / weights.sum()
-        vectors = [self.style_vector(s) for s in styles]
         h, w = content.shape[:2]
         size = (max(8, round(h / 8) * 8), max(8, round(w / 8) * 8))  # The decoder upsamples by 8.
         alpha = np.float32(alpha)

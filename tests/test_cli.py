@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from absl import flags
 
-from style_tf import cli, sheet, stylize, train
+from style_tf import cli, pipeline, sheet, stylize, train
 from style_tf.errors import StyleError
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIGS = [stylize.StylizeConfig, *(e.Config for e in stylize.ENGINES.values()), train.TrainConfig]
+CONFIGS = [stylize.StylizeConfig, *(e.Config for e in stylize.ENGINES.values()), train.TrainConfig,
+           pipeline.BatchConfig]
 
 
 def fresh_flags(*configs, argv=(), **kw):

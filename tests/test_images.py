@@ -126,6 +126,19 @@ def test_save_is_atomic_and_keeps_old_file_on_failure(tmp_path):
         images.save_image("/proc/o.png", np.zeros((4, 4, 3)))
 
 
+@pytest.mark.parametrize("suffix,kept", [(".png", True), (".jpg", True), (".bmp", False)])
+def test_a_note_travels_inside_the_image_file(tmp_path, suffix, kept):
+    note = {"style": "a/b.jpg", "alpha": 0.25}
+    pixels = np.random.default_rng(0).uniform(size=(6, 9, 3))
+    images.save_image(tmp_path / f"o{suffix}", pixels, note)
+    assert images.read_note(tmp_path / f"o{suffix}") == ((9, 6), note if kept else None)
+    data = images.encode_image(pixels, f"x{suffix}", note)
+    assert data == (tmp_path / f"o{suffix}").read_bytes()
+    np.testing.assert_allclose(images.decode_image(data, "x"), images.load_image(tmp_path / f"o{suffix}"))
+    with pytest.raises(StyleError, match="x.png: not an image"):
+        images.decode_image(b"not an image", "x.png")
+
+
 def test_match_color_moves_mean_and_covariance():
     rng = np.random.default_rng(0)
     src = rng.uniform(0.2, 0.4, (20, 20, 3)).astype(np.float32)

@@ -22,6 +22,15 @@ def test_one_hot_interpolation_equals_single_style(nets, content_image, style_im
     assert single.shape == content_image.shape
 
 
+def test_style_vectors_stand_for_their_images(nets, content_image, style_image):
+    run = stylizer.Stylizer(*nets)
+    from_image = run(content_image, [style_image], alpha=0.5)
+    other = run(content_image, [content_image], alpha=0.5)
+    from_vector = run(content_image, [], alpha=0.5, vectors=[run.style_vector(style_image)])
+    np.testing.assert_allclose(from_vector, from_image, atol=1e-6)
+    assert np.abs(other - from_image).max() > 0.05  # The style matters here.
+
+
 def test_masks_with_one_full_region_equal_plain_style(nets, content_image, style_image):
     run = stylizer.Stylizer(*nets)
     h, w = content_image.shape[:2]
