@@ -119,7 +119,7 @@ class Summary:
     failed: int  # Photos in failed.jsonl.
     seconds: float  # Wall time of the pipeline, the workers' start-up included.
     runner: str  # The runner and its workers, in words.
-    manifest: str  # Where manifest.jsonl and failed.jsonl are.
+    manifest: str  # Where manifest.jsonl is.
     failures: str  # Where failed.jsonl is.
 
     @property
