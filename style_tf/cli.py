@@ -218,6 +218,11 @@ def _optional(cls, field: dataclasses.Field) -> bool:
     return type(None) in typing.get_args(typing.get_type_hints(cls)[field.name])
 
 
+def _required(field: dataclasses.Field) -> bool:
+    """Whether the field has no default: its flag must be given."""
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
 def _default(field: dataclasses.Field):
     if field.default is not dataclasses.MISSING:
         return field.default
@@ -249,7 +254,7 @@ def parse_value(kind, text: str, name: str):
         if kind in (int, float, str):
             return kind(text)
         (item, *_) = typing.get_args(kind)
-        items = [t.strip() for t in text.split(",") if t.strip()] if isinstance(text, str) else list(text)
+        items = [t.strip() for t in text.split(",") if t.strip()]
         if typing.get_origin(item) is tuple:  # (name, weight) pairs: "name:weight" or "name=weight".
             pairs = []
             for t in items:
@@ -324,8 +329,7 @@ def config_from_flags(cls, flag_values, **given):
         elif isinstance(value, str):
             value = parse_value(_kind(cls, field), value, flag.name)
         kwargs[field.name] = value
-    missing = [flag_name(f) for f in dataclasses.fields(cls) if f.name not in kwargs
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [flag_name(f) for f in dataclasses.fields(cls) if f.name not in kwargs and _required(f)]
     if missing:
         raise StyleError(f"--{missing[0]} is required")
     config = cls(**kwargs)
@@ -358,6 +362,25 @@ def refuse_unread(flag_values, choice: str, chosen: str, configs: dict) -> None:
                              f"of --{choice}={value}, not of {chosen}")
 
 
+def stylize_config(flag_values, **given):
+    """The `StylizeConfig` of `style_tf.run`'s flags (and `sheet`'s), its engine's settings
+    included: every engine's settings are built, so that a bad value is reported as such, then
+    a flag only another engine reads is refused (`refuse_unread`).
+
+    Raises:
+      StyleError: an unknown --method, a bad value, or a flag of another engine.
+    """
+    from style_tf import stylize
+
+    method = flag_values["method"].value
+    if method not in stylize.ENGINES:
+        raise StyleError(f"--method: unknown engine {method!r} (use {' or '.join(stylize.ENGINES)})")
+    configs = {name: engine.Config for name, engine in stylize.ENGINES.items()}
+    engines = {name: config_from_flags(cls, flag_values) for name, cls in configs.items()}
+    refuse_unread(flag_values, "method", method, configs)
+    return config_from_flags(stylize.StylizeConfig, flag_values, engine=engines[method], **given)
+
+
 def flags_of(*configs) -> set[str]:
     return {flag_name(f) for cls in configs for f in flag_fields(cls)}
 
@@ -377,8 +400,7 @@ def flag_reference(sections: list[tuple[str, str, list]]) -> str:
                     continue
                 seen.add(name)
                 text = to_text(_default(field)).replace(f"{paths.EXAMPLES.parent}{os.sep}", "")
-                shown = "required" if field.default is dataclasses.MISSING and not text \
-                    else f"`{text}`" if text else "none"
+                shown = "required" if _required(field) else f"`{text}`" if text else "none"
                 meaning = field_help(cls).get(field.name, "").replace("|", "\\|")
                 out.append(f"| `--{name}` | {shown} | {meaning} |")
         out.append("")

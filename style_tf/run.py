@@ -25,22 +25,14 @@ def _define_flags() -> None:
 
 
 def config_from_flags(f) -> stylize.StylizeConfig:
-    """Builds the frozen config from the flags; every check raises StyleError.
-
-    Each engine's settings are built (so a bad value is reported as such), then flags that
-    only another engine reads are refused rather than silently ignored.
-    """
+    """Builds the frozen config from the flags (`cli.stylize_config`); every check raises
+    StyleError."""
     for name in IMAGE_FILE_FLAGS:
         folders = [item for item in f[name].value if os.path.isdir(item)]
         if folders:
             raise StyleError(f"--{name}: {folders[0]} is a folder; --{name} takes image files "
                              "(comma-separated)")
-    if f.method not in stylize.ENGINES:
-        raise StyleError(f"--method: unknown engine {f.method!r} (use {' or '.join(stylize.ENGINES)})")
-    configs = {method: engine.Config for method, engine in stylize.ENGINES.items()}
-    engines = {method: cli.config_from_flags(cls, f) for method, cls in configs.items()}
-    cli.refuse_unread(f, "method", f.method, configs)
-    return cli.config_from_flags(stylize.StylizeConfig, f, engine=engines[f.method])
+    return cli.stylize_config(f)
 
 
 @user_errors_exit_2

@@ -216,12 +216,7 @@ def make_sheet(contents: list[Path], styles: list[Path], base: stylize.StylizeCo
 def main(argv) -> int:
     del argv
     f = flags.FLAGS
-    if f.method not in stylize.ENGINES:
-        raise StyleError(f"--method: unknown engine {f.method!r} (use {' or '.join(stylize.ENGINES)})")
-    configs = {method: engine.Config for method, engine in stylize.ENGINES.items()}
-    cli.refuse_unread(f, "method", f.method, configs)
-    base = cli.config_from_flags(stylize.StylizeConfig, f, progress=False,
-                                 engine=cli.config_from_flags(configs[f.method], f))
+    base = cli.stylize_config(f, progress=False)
     out = make_sheet(expand(f.contents), expand(f.styles), base, parse_sweep(f.sweep, f.method),
                      Path(f.output), Path(f.cache), f.cell)
     print(f"wrote {out}")

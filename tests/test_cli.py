@@ -35,7 +35,7 @@ def test_every_field_has_a_comment_a_flag_and_round_trips(cls):
     for field in cli.flag_fields(cls):
         assert helps.get(field.name), f"{cls.__name__}.{field.name} has no comment"
         assert cli.flag_name(field) in values, field.name
-        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+        if cli._required(field):
             required[field.name] = f"some_{field.name}"
     argv = [f"--{cli.flag_name(f)}={cli.to_text(getattr(cls(**required), f.name))}"
             for f in cli.flag_fields(cls)
@@ -46,14 +46,21 @@ def test_every_field_has_a_comment_a_flag_and_round_trips(cls):
 
 
 @pytest.mark.parametrize("method", stylize.ENGINES)
-def test_every_scalar_setting_of_an_engine_is_a_sweep_key(method):
-    keys = sheet.sweepable(method)
-    for cls in (stylize.StylizeConfig, stylize.ENGINES[method].Config):
+def test_every_scalar_setting_of_an_engine_is_a_sweep_key_that_reaches_it(method):
+    base = stylize.StylizeConfig(method=method)
+    owners = ((stylize.StylizeConfig, lambda c: c), (stylize.ENGINES[method].Config, lambda c: c.engine))
+    for cls, owner in owners:
         for field in cli.flag_fields(cls):
             scalar = field.type in (bool, int, float, str)
-            if scalar and field.metadata.get("sweep", True) and cli.flag_name(field) not in sheet.PER_CELL \
-                    and field.name != "method":
-                assert field.name in keys, (method, field.name)
+            if not scalar or not field.metadata.get("sweep", True) or field.name == "method" \
+                    or cli.flag_name(field) in sheet.PER_CELL:
+                continue
+            value = getattr(owner(base), field.name)  # Numbers moved off their default:
+            if field.type in (int, float):  # seen to arrive.
+                value = value + 1 if field.type is int else value / 2
+            name, values = sheet.parse_sweep(f"{field.name}={cli.to_text(value)}", method)
+            assert (name, values) == (field.name, [value]), field.name
+            assert getattr(owner(sheet.cell_config(base, name, values[0])), field.name) == value
 
 
 def test_a_new_setting_needs_only_its_config_field():
