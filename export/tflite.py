@@ -1,15 +1,19 @@
-"""`python -m export.tflite`: the AdaIN network as TFLite models for Android.
+"""`python -m export.tflite`: the AdaIN network (or, `--method mobile`, the phone-class
+student of style_tf/student.py) as TFLite models for Android.
 
 Two models per variant (float32, float16 weights, int8 full-integer with float in/out):
 `adain_predict_<variant>.tflite` (style image -> style vector, once per style) and
-`adain_transform_<variant>.tflite` (content image, style vector, alpha -> stylized image).
+`adain_transform_<variant>.tflite` (content image, style vector, alpha -> stylized image);
+the student's are `student_predict_<variant>.tflite` and `student_transform_<variant>.tflite`,
+with the same signatures (its style vector is shorter).
 
 Conversion route: the Keras network is wrapped in tf.functions, its variables are frozen
 into constants (`convert_variables_to_constants_v2`; converting unfrozen Keras 3 variables
 gave all-NaN models without an error), the frozen functions are saved as a SavedModel with
 named signatures, and that is converted. Every file is written atomically, and
 `adain_tflite.json` in the same folder records the decoder they came from and each file's
-size and sha256 (the tests check the committed models against the bundled decoder with it).
+size and sha256 (the tests check the committed models against the bundled weights with it;
+the student's folder record is `student_tflite.json`).
 
 The files go to `--output_dir`, by default `exported/` in the current folder (made if
 missing); only `--output_dir models` replaces the models the repository ships.
@@ -29,12 +33,12 @@ from absl import flags, logging
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from export import signatures as sig
-from style_tf import adain, images, vgg
+from style_tf import adain, images, student, vgg
 from style_tf.errors import StyleError, user_errors_exit_2
 from style_tf.paths import EXAMPLES
 from style_tf.weights import sha256_file
 
-MANIFEST = "adain_tflite.json"
+MANIFEST = sig.manifest_file("adain")
 DEFAULT_OUTPUT_DIR = "exported"  # Relative to the current folder; git ignores it at a checkout's root.
 
 
@@ -48,9 +52,17 @@ class Network:
     what the Keras model's zero padding of mean-subtracted pixels amounts to.
     """
 
-    def __init__(self, decoder_weights: str):
-        self.encoder = adain.encoder(layers=(adain.BOTTLENECK,))
-        self.decoder = adain.load_decoder(decoder_weights)
+    def __init__(self, weights: str | None = None, method: str = "adain"):
+        """Args: weights: the decoder's (adain) or the student's (mobile) `.weights.h5`, None:
+        the bundled one; method: "adain" or "mobile"."""
+        if method == "mobile":
+            self.encoder, self.decoder = student.load(weights or "bundled")
+        elif method == "adain":
+            self.encoder = adain.encoder(layers=(adain.BOTTLENECK,))
+            self.decoder = adain.load_decoder(weights or adain.decoder_path())
+        else:
+            raise StyleError(f"unknown method {method!r} (use adain or mobile)")
+        self.method = method
         layers = [layer for layer in self.encoder.layers if layer.name.startswith("block")]
         self._scale = 1.0 / adain.FEATURE_SCALE[adain.BOTTLENECK]
         w, b = layers[0].get_weights()
@@ -80,7 +92,7 @@ class Network:
 
 def frozen_module(net: Network, content_size: int, style_size: int) -> tf.Module:
     """A tf.Module whose `predict` and `transform` hold the weights as constants."""
-    table = sig.signature_table(content_size, style_size)
+    table = sig.signature_table(content_size, style_size, net.method)
     specs = {key: [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in inputs.items()]
              for key, (inputs, _) in table.items()}
     raw_predict = tf.function(net.predict, input_signature=specs[sig.PREDICT])
@@ -164,18 +176,23 @@ def convert(saved_model_dir: str, key: str, variant: str, representative=None) -
     return converter.convert()
 
 
-def export(decoder_weights: str, output_dir: str, content_size: int = sig.CONTENT_SIZE,
+def export(weights: str | None, output_dir: str, content_size: int = sig.CONTENT_SIZE,
            style_size: int = sig.STYLE_SIZE, variants=sig.VARIANTS,
-           calibration_dirs: list[str] | None = None) -> list[Path]:
+           calibration_dirs: list[str] | None = None, method: str = "adain") -> list[Path]:
     """Writes the predict and transform models of each variant into `output_dir` (made if
-    missing), with the folder's MANIFEST; returns their paths."""
+    missing), with the folder's manifest; returns their paths.
+
+    Args:
+      weights: the network's `.weights.h5` (`Network`); None: the bundled one.
+      method: "adain" (the VGG network) or "mobile" (the student).
+    """
     for v in variants:
         if v not in sig.VARIANTS:
             raise StyleError(f"unknown variant {v!r} (use {', '.join(sig.VARIANTS)})")
     if content_size % 8 or content_size < 16 or style_size < 16:
         raise StyleError("content_size must be a multiple of 8 and sizes >= 16")
     output_dir = output_folder(output_dir)
-    net = Network(decoder_weights)
+    net = Network(weights, method)
     module = frozen_module(net, content_size, style_size)
     folders = calibration_dirs or [str(EXAMPLES / "style"), str(EXAMPLES / "content")]
     styles = calibration_images(folders, style_size)
@@ -199,19 +216,24 @@ def export(decoder_weights: str, output_dir: str, content_size: int = sig.CONTEN
         for variant in variants:
             for key, data in ((sig.PREDICT, predict_data), (sig.TRANSFORM, transform_data)):
                 flat = convert(tmp, key, variant, data)
-                path = Path(output_dir) / sig.model_file(key, variant)
+                path = Path(output_dir) / sig.model_file(key, variant, method)
                 with images.atomic_path(path) as part:
                     Path(part).write_bytes(flat)
                 logging.info("wrote %s (%d bytes)", path, len(flat))
                 written.append(path)
-    write_manifest(output_dir, decoder_weights, written)
+    if method == "mobile":
+        source = student.weights_path(weights or "bundled")
+    else:
+        source = weights or adain.decoder_path()
+    write_manifest(output_dir, source, written, sig.manifest_file(method))
     return written
 
 
-def write_manifest(output_dir: str, decoder_weights: str, paths: list[Path]) -> None:
-    """Adds `paths` to the folder's MANIFEST, which is started afresh for another decoder."""
-    path = Path(output_dir) / MANIFEST
-    decoder = sha256_file(decoder_weights)
+def write_manifest(output_dir: str, weights: str, paths: list[Path], name: str = MANIFEST) -> None:
+    """Adds `paths` to the folder's manifest `name`, which is started afresh for other weights
+    (`decoder_sha256`: the sha256 of the decoder's, or the student's, weights file)."""
+    path = Path(output_dir) / name
+    decoder = sha256_file(weights)
     manifest = json.loads(path.read_text()) if path.is_file() else {}
     if manifest.get("decoder_sha256") != decoder:
         manifest = {"decoder_sha256": decoder, "files": {}}
@@ -223,7 +245,10 @@ def write_manifest(output_dir: str, decoder_weights: str, paths: list[Path]) -> 
 
 
 def _define_flags() -> None:
-    flags.DEFINE_string("decoder_weights", str(adain.decoder_path()), "Decoder .weights.h5.")
+    flags.DEFINE_enum("method", "adain", ["adain", "mobile"], "The network: adain (VGG19 encoder and "
+                      "our decoder) or mobile (the phone-class student).")
+    flags.DEFINE_string("decoder_weights", None, "Decoder .weights.h5 (adain; default: the bundled one).")
+    flags.DEFINE_string("student_weights", None, "Student .weights.h5 (mobile; default: the bundled one).")
     flags.DEFINE_string("output_dir", DEFAULT_OUTPUT_DIR, "Folder for the .tflite files, made if "
                         "missing; `models` replaces the shipped ones.")
     flags.DEFINE_integer("content_size", sig.CONTENT_SIZE, "Transform input size (multiple of 8).")
@@ -237,8 +262,9 @@ def _define_flags() -> None:
 def main(argv) -> int:
     del argv
     f = flags.FLAGS
-    paths = export(f.decoder_weights, f.output_dir, f.content_size, f.style_size, f.variants,
-                   f.calibration_dirs or None)
+    weights = f.student_weights if f.method == "mobile" else f.decoder_weights
+    paths = export(weights, f.output_dir, f.content_size, f.style_size, f.variants,
+                   f.calibration_dirs or None, f.method)
     for p in paths:
         print(f"wrote {p} ({os.path.getsize(p) / 1e6:.1f} MB)")
     return 0

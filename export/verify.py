@@ -3,6 +3,7 @@
     python -m export.verify                                     # what export.tflite wrote
     python -m export.verify --model_dir models --variants int8  # the shipped pair
     python -m export.verify --photos photos/ --styles a.jpg,b.jpg
+    python -m export.verify --method mobile --model_dir models --variants int8  # the student's
 
 For each variant: file sizes, median latency of predict and transform (LiteRT, 2 threads,
 XNNPACK), PSNR of the stylized output against the Keras network on the same inputs, and the
@@ -25,7 +26,7 @@ from absl import flags
 
 from export import signatures as sig
 from export.tflite import DEFAULT_OUTPUT_DIR, Network
-from style_tf import images, losses, metrics
+from style_tf import adain, images, losses, metrics
 from style_tf.errors import StyleError, user_errors_exit_2
 from style_tf.sheet import expand
 
@@ -52,9 +53,9 @@ def _both_or_neither(photos, styles) -> None:
         raise StyleError("give both --photos and --styles, or neither (seeded synthetic images)")
 
 
-def _missing(path: Path, model_dir: Path) -> StyleError:
-    return StyleError(f"{path}: not found (write it with python -m export.tflite --output_dir "
-                      f"{os.fspath(model_dir)}; models/ holds only the int8 pair)")
+def _missing(path: Path, model_dir: Path, method: str) -> StyleError:
+    return StyleError(f"{path}: not found (write it with python -m export.tflite --method {method} "
+                      f"--output_dir {os.fspath(model_dir)}; models/ holds only the int8 pairs)")
 
 
 def measured_images(content_size: int, style_size: int, photos=(), styles=(), count: int = 3):
@@ -87,24 +88,28 @@ def measured_images(content_size: int, style_size: int, photos=(), styles=(), co
             "paintings)")
 
 
-def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats: int = 5,
-           threads: int = 2, photos=(), styles=()) -> tuple[list[dict], str]:
+def verify(model_dir: str, weights: str | None, variants=sig.VARIANTS, repeats: int = 5,
+           threads: int = 2, photos=(), styles=(), method: str = "adain") -> tuple[list[dict], str]:
     """Measures each variant on `photos` and `styles` (files; seeded synthetic images if none).
+
+    `weights` (None: the bundled ones) and `method` name the network the models came from
+    (`tflite.Network`); the style distance is measured with the VGG encoder whatever it is.
 
     Returns:
       (one row per variant, a description of the images measured: `measured_images`).
     """
     _both_or_neither(photos, styles)
     model_dir = Path(model_dir)
-    first = model_dir / sig.model_file(sig.TRANSFORM, variants[0])
+    first = model_dir / sig.model_file(sig.TRANSFORM, variants[0], method)
     if not first.is_file():
-        raise _missing(first, model_dir)
+        raise _missing(first, model_dir, method)
     probe = interpreter(first, threads)
     inputs = probe.get_signature_runner(sig.TRANSFORM).get_input_details()
     content_size = inputs[sig.CONTENT_IMAGE]["shape"][1]
-    probe_p = interpreter(model_dir / sig.model_file(sig.PREDICT, variants[0]), threads)
+    probe_p = interpreter(model_dir / sig.model_file(sig.PREDICT, variants[0], method), threads)
     style_size = probe_p.get_signature_runner(sig.PREDICT).get_input_details()[sig.STYLE_IMAGE]["shape"][1]
-    net = Network(decoder_weights)
+    net = Network(weights, method)
+    vgg_encoder = net.encoder if method == "adain" else adain.encoder(layers=(adain.BOTTLENECK,))
     contents, style_images, measured = measured_images(int(content_size), int(style_size), photos, styles)
     alpha = np.array([1.0], np.float32)
     reference = []
@@ -113,10 +118,10 @@ def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats:
         reference.append((v, np.asarray(net.transform(c[None], v, alpha))))
     rows = []
     for variant in variants:
-        paths = {k: model_dir / sig.model_file(k, variant) for k in (sig.PREDICT, sig.TRANSFORM)}
+        paths = {k: model_dir / sig.model_file(k, variant, method) for k in (sig.PREDICT, sig.TRANSFORM)}
         for p in paths.values():
             if not p.is_file():
-                raise _missing(p, model_dir)
+                raise _missing(p, model_dir, method)
         predict = interpreter(paths[sig.PREDICT], threads).get_signature_runner(sig.PREDICT)
         transform = interpreter(paths[sig.TRANSFORM], threads).get_signature_runner(sig.TRANSFORM)
         t_pred, t_tran, psnrs, dists = [], [], [], []
@@ -132,8 +137,7 @@ def verify(model_dir: str, decoder_weights: str, variants=sig.VARIANTS, repeats:
             if not np.isfinite(out).all():
                 raise StyleError(f"{paths[sig.TRANSFORM]}: output holds NaN or Inf")
             psnrs.append(metrics.psnr(out, ref))
-            enc = net.encoder
-            dists.append(float(losses.mean_std_loss(enc(out), enc(s[None]))[0]))
+            dists.append(float(losses.mean_std_loss(vgg_encoder(out), vgg_encoder(s[None]))[0]))
         rows.append({"variant": variant,
                      "mb": sum(p.stat().st_size for p in paths.values()) / 1e6,
                      "predict_ms": 1000 * statistics.median(t_pred),
@@ -157,7 +161,9 @@ def table(rows: list[dict]) -> str:
 def _define_flags() -> None:
     flags.DEFINE_string("model_dir", DEFAULT_OUTPUT_DIR, "Folder of .tflite files (default: where "
                         "export.tflite writes; `models` with --variants int8: the shipped pair).")
+    flags.DEFINE_enum("method", "adain", ["adain", "mobile"], "The network the models came from.")
     flags.DEFINE_string("decoder_weights", None, "Decoder the models were exported from (default bundled).")
+    flags.DEFINE_string("student_weights", None, "Student the models were exported from (default bundled).")
     flags.DEFINE_list("variants", list(sig.VARIANTS), "Variants to check.")
     flags.DEFINE_integer("repeats", 5, "Timed runs per image.")
     flags.DEFINE_integer("threads", 2, "LiteRT threads.")
@@ -169,13 +175,12 @@ def _define_flags() -> None:
 @user_errors_exit_2
 def main(argv) -> int:
     del argv
-    from style_tf import adain
-
     f = flags.FLAGS
     photos = expand(f.photos) if f.photos else []
     styles = expand(f.styles) if f.styles else []
-    rows, measured = verify(f.model_dir, f.decoder_weights or str(adain.decoder_path()), f.variants,
-                            f.repeats, f.threads, photos, styles)
+    weights = f.student_weights if f.method == "mobile" else f.decoder_weights
+    rows, measured = verify(f.model_dir, weights, f.variants, f.repeats, f.threads, photos, styles,
+                            f.method)
     print(measured)
     print(table(rows))
     return 0 if all(r["ok"] for r in rows) else 1

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from style_tf.errors import StyleError
@@ -135,9 +135,9 @@ def resize(image, max_dim: int | None = None, size: tuple[int, int] | None = Non
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
     if tuple(size) == (h, w):
         return np.asarray(image, dtype=np.float32)
-    out = tf.image.resize(tf.convert_to_tensor(image, tf.float32), size, method="bicubic",
-                          antialias=True)
-    return np.clip(out.numpy(), 0.0, 1.0)
+    out = ops.image.resize(ops.convert_to_tensor(image, "float32"), size, interpolation="bicubic",
+                           antialias=True)
+    return np.clip(ops.convert_to_numpy(out), 0.0, 1.0)
 
 
 def at_least(image, side: int) -> np.ndarray:

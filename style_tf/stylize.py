@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from style_tf import images, optimize, paths, stylizer
+from style_tf import images, optimize, paths, student, stylizer
 from style_tf.errors import StyleError
 
 # The engines `--method` chooses from: name -> engine class.
-ENGINES = {"adain": stylizer.Engine, "optimize": optimize.Engine}
+ENGINES = {"adain": stylizer.Engine, "optimize": optimize.Engine, "mobile": student.Engine}
 MIN_USEFUL_SIDE = 16  # Contents thinner than this are stylized (enlarged for the network), with a warning.
 
 
@@ -44,8 +44,8 @@ class StylizeConfig:
     style_masks: tuple[str, ...] = ()  # One mask image per style: white = where that style applies.
     output: str = "stylized.png"  # Output file (.png, .jpg, .webp, .bmp, .tif), or a folder for a folder
     # of contents (<name>.png each; a.jpg and a.png become a_jpg.png and a_png.png).
-    method: str = "adain"  # Engine: "adain" (one pass of a trained network, seconds) or "optimize" (the
-    # image optimised against VGG losses, minutes, finer).
+    method: str = "adain"  # Engine: "adain" (one pass of a trained network, seconds), "optimize" (the
+    # image optimised against VGG losses, minutes, finer) or "mobile" (the phone-class network, faster).
     max_dim: int = 512  # Longest side of the output (smaller images keep their size).
     preserve_color: str = "none"  # "luminance" (keep the content's colours), "histogram" (recolour the
     # styles to the content's palette first) or "none".
