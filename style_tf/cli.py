@@ -408,8 +408,9 @@ def flag_reference(sections: list[tuple[str, str, list]]) -> str:
 
 
 def reference() -> str:
-    """FLAGS.md: the flags of `style_tf.run` (and `sheet`), `style_tf.train` and `style_tf.batch`."""
-    from style_tf import pipeline, stylize, train
+    """FLAGS.md: the flags of `style_tf.run` (and `sheet`), `style_tf.train`, `style_tf.distill`
+    and `style_tf.batch`."""
+    from style_tf import distill, pipeline, stylize, train
 
     sections = [("`python -m style_tf.run`: what to stylize and where",
                  "`StylizeConfig` (style_tf/stylize.py). `python -m style_tf.sheet` takes these too, "
@@ -421,6 +422,8 @@ def reference() -> str:
                          "A flag of another engine is refused.", [engine.Config]))
     sections.append(("`python -m style_tf.train`: the AdaIN decoder's training",
                      "`TrainConfig` (style_tf/train.py).", [train.TrainConfig]))
+    sections.append(("`python -m style_tf.distill`: the phone-class student's training",
+                     "`DistillConfig` (style_tf/distill.py).", [distill.DistillConfig]))
     sections.append(("`python -m style_tf.batch`: a data set through an Apache Beam pipeline",
                      "`BatchConfig` (style_tf/pipeline.py), and the flags of `--method=adain` but "
                      "its `--alpha` (this one's is drawn per photo from a range). Any other flag is "

@@ -10,7 +10,7 @@ once and stored in a *pack* (a folder), so a training step pays for the student 
 
 Making a pack resumes shard by shard. Training fits the student's output to the teacher's
 (L1 on pixels and on their horizontal and vertical differences, which carry the strokes).
-With `targets="teacher"` the teacher runs inside each step instead (a GPU's way: the pack then
+With `targets="teacher"` the teacher stylizes each batch instead (a GPU's way: the pack then
 needs no target shards, and every step sees a new pair). Training uses Keras `fit` and numpy
 data, no TensorFlow, so it runs under `KERAS_BACKEND=jax` as well; `model_dir` keeps a backup
 each epoch (`keras.callbacks.BackupAndRestore`) and a run there resumes.
@@ -38,6 +38,7 @@ from style_tf.errors import StyleError, user_errors_exit_2
 
 SOURCE_SIDE = 288  # Shorter side of the pack's photos and artworks (training crops are cut from them).
 PAIRS_PER_SHARD = 128
+TEACHER_BATCH = 16  # Pairs the teacher stylizes at once while a pack is made.
 WEIGHTS = "student.weights.h5"  # In model_dir, written at every epoch's end.
 
 
@@ -52,14 +53,14 @@ class DistillConfig:
     pairs: int = 2048  # Teacher results the pack holds (more are added to an existing pack).
     steps: int = 20_000  # Total optimiser steps (a resumed run continues to this number).
     steps_per_epoch: int = 100  # Steps between backups (the most an interruption can lose).
-    batch_size: int = 8
+    batch_size: int = 8  # Pairs per step.
     crop: int = 256  # Side of the training crops (a multiple of 8, at most 288); a pack's targets are
     # made at one crop size.
     learning_rate: float = 5e-4  # Adam's, decayed as learning_rate / (1 + lr_decay * step).
     lr_decay: float = 2e-4  # The decay of learning_rate per step.
     pixel_weight: float = 1.0  # L1 between the student's and the teacher's pixels.
     edge_weight: float = 1.0  # L1 between their horizontal and vertical pixel differences.
-    targets: str = "pack"  # "pack" (the teacher's stored results) or "teacher" (run it per step).
+    targets: str = "pack"  # "pack" (the teacher's stored results) or "teacher" (it stylizes each batch).
     seed: int = 0  # Seed of the pack's pairs and crops and of the training order.
 
     def __post_init__(self):
@@ -170,10 +171,13 @@ class Sources:
 
 
 def make_pack(config: DistillConfig) -> None:
-    """Makes (or completes) `config.pack`: its sources, then target shards up to `config.pairs`."""
+    """Makes (or completes) `config.pack`: its sources, then (`targets="pack"`) target shards up
+    to `config.pairs`."""
     pack = Path(config.pack)
     if not (pack / "sources.npz").is_file():
         make_sources(pack, config.content_dir, config.style_dir)
+    if config.targets != "pack":
+        return
     sources = Sources(pack)
     shards = -(-config.pairs // PAIRS_PER_SHARD)
     todo = [i for i in range(shards) if not (pack / f"targets-{i:05d}.npz").is_file()]
@@ -184,27 +188,42 @@ def make_pack(config: DistillConfig) -> None:
             if f["rows"][0, 6] != config.crop:
                 raise StyleError(f"{pack}: its targets are {f['rows'][0, 6]}-px crops, not {config.crop}: "
                                  "use its crop size or a new pack")
-    from style_tf.stylizer import Stylizer  # The teacher: only needed here.
-
-    teacher = Stylizer.load()
+    teacher = _teacher()
     bar = tqdm(total=len(todo) * PAIRS_PER_SHARD, desc="teacher", unit="pair", disable=None)
     for i in todo:
         rows = sources.draw(np.random.default_rng([config.seed, i]), PAIRS_PER_SHARD, config.crop)
         contents, styles = sources.crops(rows)
         blobs = []
-        for content, style in zip(contents, styles):
-            blobs.append(_jpeg(teacher(content, [style])))  # face_size 0: no face pass.
-            bar.update(1)
+        for start in range(0, len(rows), TEACHER_BATCH):
+            batch = np.s_[start:start + TEACHER_BATCH]
+            for image in ops.convert_to_numpy(teacher(contents[batch], styles[batch])):
+                blobs.append(_jpeg(image))
+            bar.update(len(contents[batch]))
         packed = _pack_blobs(blobs)
         _save_npz(pack / f"targets-{i:05d}.npz", rows=rows, bytes=packed["bytes"], ends=packed["ends"])
     bar.close()
 
 
+def _teacher():
+    """The AdaIN engine's network as it stylizes (bundled decoder, mirrored border, alpha 1, no
+    face pass), compiled: (B, n, n, 3) contents and styles -> (B, n, n, 3) results."""
+    from style_tf.stylizer import _compile
+
+    enc = adain.encoder(layers=(adain.BOTTLENECK,))
+    dec = adain.load_decoder(adain.decoder_path())
+
+    def stylize(content, style):
+        vector = adain.style_vector(ops.cast(enc(style)[adain.BOTTLENECK], "float32"))
+        return adain.transform(enc, dec, content, vector, border=adain.BORDER)
+
+    return _compile(stylize)
+
+
 class Pairs(keras.utils.PyDataset):
     """Training batches ((content, style), target) from a pack, numpy only (any backend).
 
-    With stored targets it draws pairs from the shards; otherwise fresh random pairs, with the
-    target left for the teacher to compute (zeros). Random left-right flips of the whole pair.
+    With stored targets it draws pairs from the shards; otherwise fresh random pairs, which the
+    teacher stylizes (`_teacher`, compiled: on a GPU under JAX). Random left-right flips.
     """
 
     def __init__(self, config: DistillConfig, epoch_offset: int = 0):
@@ -224,6 +243,7 @@ class Pairs(keras.utils.PyDataset):
                 raise StyleError(f"{pack}: its targets are {sorted(set(self.rows[:, 6]))}-px crops, "
                                  f"not {config.crop}")
         self.epoch = epoch_offset
+        self.teacher = None if self.targets else _teacher()
 
     def __len__(self):
         return self.config.steps_per_epoch
@@ -240,8 +260,9 @@ class Pairs(keras.utils.PyDataset):
             target = np.stack([_unjpeg(self.targets[i]) for i in picked])
         else:
             rows = self.sources.draw(rng, b, self.config.crop)
-            target = np.zeros((b, self.config.crop, self.config.crop, 3), np.float32)
         content, style = self.sources.crops(rows)
+        if not self.targets:
+            target = np.asarray(ops.convert_to_numpy(self.teacher(content, style)), np.float32)
         flip = rng.random(b) < 0.5
         content[flip], target[flip] = content[flip, :, ::-1], target[flip, :, ::-1]
         return (content, style), target
@@ -250,36 +271,25 @@ class Pairs(keras.utils.PyDataset):
 # Training.
 
 
-def distill_model(enc: keras.Model, dec: keras.Model, crop: int, teacher=None) -> keras.Model:
-    """(content, style) -> the student's stylized image (alpha 1, no border), as trained.
-
-    With `teacher` (its encoder and decoder, frozen) the output carries the teacher's result
-    for the same pair in 3 more channels: `Objective` compares the two.
-    """
+def distill_model(enc: keras.Model, dec: keras.Model, crop: int) -> keras.Model:
+    """(content, style) -> the student's stylized image (alpha 1, no border), as trained: the
+    same model whatever the targets, so a run goes on from either kind."""
     content = keras.Input((crop, crop, 3), name="content")
     style = keras.Input((crop, crop, 3), name="style")
     c = enc(content)[student.BOTTLENECK]
     s = enc(style)[student.BOTTLENECK]
-    out = dec(adain.adaptive_instance_norm(c, s))
-    if teacher is not None:
-        t_enc, t_dec = teacher
-        vector = adain.style_vector(ops.cast(t_enc(style)[adain.BOTTLENECK], "float32"))
-        target = ops.stop_gradient(adain.transform(t_enc, t_dec, content, vector))
-        out = ops.concatenate([out, target], axis=-1)
-    return keras.Model([content, style], out, name="distill")
+    return keras.Model([content, style], dec(adain.adaptive_instance_norm(c, s)), name="distill")
 
 
 class Objective:
     """The distillation loss as a Keras loss (y_true: the teacher's image, y_pred: the
-    student's; with 6 channels, the student's then the teacher's, y_true unused)."""
+    student's)."""
 
     def __init__(self, config: DistillConfig):
         self.config = config
 
     def __call__(self, target, stylized):
         c = self.config
-        if stylized.shape[-1] == 6:
-            stylized, target = stylized[..., :3], stylized[..., 3:]
         total = c.pixel_weight * ops.mean(ops.abs(stylized - target))
         if c.edge_weight:
             dx = lambda x: x[:, :, 1:] - x[:, :, :-1]  # noqa: E731
@@ -291,23 +301,21 @@ class Objective:
 
 def train(config: DistillConfig) -> dict[str, float]:
     """Makes the pack if needed, then trains until `config.steps`, resuming from `model_dir`."""
-    if config.targets == "pack":
-        make_pack(config)
+    make_pack(config)
     model_dir = Path(config.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     net = student.network()
     weights = model_dir / WEIGHTS
     backup = model_dir / "backup"
-    teacher_decoder = adain.load_decoder(adain.decoder_path())
     if not backup.exists():  # A new run starts from the teacher, pruned.
-        student.prune_from_teacher(net, teacher_decoder)
+        student.prune_from_teacher(net, adain.load_decoder(adain.decoder_path()))
         logging.info("new run: the student starts from the teacher's largest filters")
-    teacher = None
-    if config.targets == "teacher":
-        teacher = (adain.encoder(layers=(adain.BOTTLENECK,)), teacher_decoder)
-    model = distill_model(*student.parts(net), config.crop, teacher)
+    model = distill_model(*student.parts(net), config.crop)
     schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, 1, config.lr_decay)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=Objective(config))
+    # XLA: JAX's way (a step is faster than TensorFlow's here); TensorFlow's own kernels were
+    # faster than its XLA on these CPUs (RESULTS.md, "Student").
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=Objective(config),
+                  jit_compile=keras.backend.backend() != "tensorflow")
     epochs = -(-config.steps // config.steps_per_epoch)
     pairs = Pairs(config, _epochs_done(backup))  # A resumed run draws new batches.
     stop = _StopAtEpochEnd()
