@@ -152,8 +152,8 @@ def _jobs(config: StylizeConfig) -> list[tuple[Path, Path]]:
     if video.is_video_name(out):
         if not video.is_clip(content):
             video.probe(content)  # Not a clip FFmpeg reads, or one without video: says which.
-            raise StyleError(f"{content}: an image, not a clip, so --output must name an image, "
-                             f"not {out.name}")
+            raise StyleError(f"{out}: output must end in .png, .jpg, .webp, .bmp or .tif for an "
+                             f"image ({content} is not a clip)")
     elif out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
         raise StyleError(f"{out}: output must end in .png, .jpg, .webp, .bmp or .tif "
                          f"(for a clip {', '.join(video.FORMATS)})")
@@ -323,6 +323,8 @@ def _stylize_clip(config: StylizeConfig, engine, path: Path, styles, masks, job:
         writer.discard()
         raise StyleError(f"{path}: no frames from {config.start:g} s"
                          + (f" for {config.duration:g} s" if config.duration else ""))
+    if not job.stop.requested:
+        _check_length(info, config, writer, path)
     if job.stop.requested:
         writer.close()
         logging.warning("interrupted: %d frames in %s (continue with --resume)", writer.frames, writer.path)
@@ -330,6 +332,17 @@ def _stylize_clip(config: StylizeConfig, engine, path: Path, styles, masks, job:
     writer.finish()
     logging.info("%s: %d frames", job.output, index + 1)
     return True
+
+
+def _check_length(info: video.Info, config: StylizeConfig, writer: video.Writer, path: Path) -> None:
+    """Raises StyleError (the partial file removed) if the frames ended well before the clip's
+    header said: a truncated file without an index (WebM, MKV) ends early without an error."""
+    end = info.duration if not config.duration else min(info.duration, config.start + config.duration)
+    last = writer.last_time if writer.last_time is not None else config.start
+    if not info.duration or last + 1 / float(info.rate) >= end - 0.5:
+        return
+    writer.discard()
+    raise StyleError(f"{path}: the clip is truncated (frames end at {last:.2f} s of {end:.2f} s)")
 
 
 def _resumed(config: StylizeConfig, output: Path, size, note: str):

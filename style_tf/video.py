@@ -59,6 +59,7 @@ class Info:
     frames: int  # Frame count, from the header or its duration (an estimate for progress).
     duration: float  # Seconds.
     audio: str | None  # The first audio stream's codec name, None without audio.
+    time_base: fractions.Fraction  # Of the video stream's timestamps (kept in the output).
 
 
 def is_clip(path: str | os.PathLike, animated_images: bool = True) -> bool:
@@ -102,6 +103,7 @@ def probe(path: str | os.PathLike) -> Info:
             container.duration / av.time_base if container.duration else 0.0)
         frames = stream.frames or round(duration * rate)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        _check_whole(container, stream, path)
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as e:
@@ -111,7 +113,19 @@ def probe(path: str | os.PathLike) -> Info:
         width, height = first.width, first.height
         if round((first.rotation or 0) / 90) % 2:  # Shown turned a quarter: upright sides swap.
             width, height = height, width
-    return Info(width, height, fractions.Fraction(rate), max(frames, 1), duration, audio)
+    return Info(width, height, fractions.Fraction(rate), max(frames, 1), duration, audio,
+                fractions.Fraction(stream.time_base))
+
+
+def _check_whole(container, stream, path) -> None:
+    """Raises StyleError if the container's index (MP4, MOV) places frames past the file's end:
+    a truncated download or copy, which would otherwise give a shorter clip silently."""
+    entries = stream.index_entries
+    if not len(entries) or not os.path.isfile(path):
+        return
+    last = entries[len(entries) - 1]
+    if last.pos + last.size > os.path.getsize(path):
+        raise StyleError(f"{path}: the clip is truncated (its index holds frames past the file's end)")
 
 
 def _open(path, mode: str = "r", **kwargs):
@@ -255,9 +269,10 @@ class Writer:
         self.stream = self.container.add_stream(codec, rate=info.rate, options=_OPTIONS.get(codec, {}))
         self.stream.height, self.stream.width = size
         self.stream.pix_fmt = pix_fmt
-        # AVI counts frames at a constant rate; GIF counts hundredths; the others keep any time.
+        # AVI counts frames at a constant rate; GIF counts hundredths; the others keep the
+        # source's timestamps as they are (so its exact rate).
         self.time_base = (1 / fractions.Fraction(info.rate) if fmt == "avi" else
-                          fractions.Fraction(1, 100) if fmt == "gif" else fractions.Fraction(1, 90000))
+                          fractions.Fraction(1, 100) if fmt == "gif" else info.time_base)
         self.stream.codec_context.time_base = self.time_base
         if fmt == "mp4":
             self.container.options["movflags"] = "+faststart"  # Browsers start playing at once.
