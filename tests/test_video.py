@@ -40,18 +40,18 @@ def write_clip(path, frames, rate=RATE, codec="libx264", fmt=None, pix_fmt="yuv4
         stream.pix_fmt = pix_fmt
         if rotation:
             stream.set_display_rotation(rotation)
+        tone = out.add_stream("aac", rate=48000) if audio else None  # Before any packet is written.
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.round(image * 255).astype(np.uint8), format="rgb24")
             frame.pts, frame.time_base = i, 1 / rate
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
         if audio:
-            write_tone(out, len(frames) / rate)
+            write_tone(out, tone, len(frames) / rate)
 
 
-def write_tone(out, seconds: float) -> None:
-    """An AAC stream of a 440 Hz tone in the open output container `out`."""
-    tone = out.add_stream("aac", rate=48000)
+def write_tone(out, tone, seconds: float) -> None:
+    """A 440 Hz tone into `tone`, an AAC stream at 48 kHz of the output container `out`."""
     samples = round(48000 * seconds)
     wave = 0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000).astype(np.float32)
     for start in range(0, samples, 1024):
@@ -245,12 +245,12 @@ def empty_clip(path):
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        write_tone(out, 0.2)
+        write_tone(out, out.add_stream("aac", rate=48000), 0.2)
 
 
 def audio_only(path):
     with av.open(str(path), "w", format="mp4") as out:
-        write_tone(out, 0.2)
+        write_tone(out, out.add_stream("aac", rate=48000), 0.2)
 
 
 @pytest.mark.parametrize("make,match", [
