@@ -295,3 +295,31 @@ def test_cli_one_line_exit_2_and_resume_is_a_flag_of_both_engines(pan, tmp_path)
                         f"--output={out}", "--resume", "--max_dim=48"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "nothing to resume" in r.stderr and not out.exists(), r.stderr
+
+
+def test_temporal_loss_counts_only_reliable_pixels():
+    from style_tf import losses
+
+    image, warped = np.zeros((1, 4, 4, 3), np.float32), np.ones((1, 4, 4, 3), np.float32)
+    mask = np.zeros((1, 4, 4, 1), np.float32)
+    mask[:, :2] = 1.0
+    assert float(losses.temporal_loss(image, warped, mask)) == pytest.approx(0.5)
+    assert float(losses.temporal_loss(image, warped, 0 * mask)) == 0.0
+
+
+def test_optimize_frames_after_the_first_start_from_the_warped_result(pan, tmp_path, monkeypatch):
+    from style_tf import optimize
+
+    seen = []
+    real = optimize.optimize
+
+    def spy(content, styles, config, *args, **kw):
+        seen.append((config.steps, config.scales, kw["init_image"] is not None, kw["temporal"] is not None))
+        return real(content, styles, config, *args, **kw)
+
+    monkeypatch.setattr(optimize, "optimize", spy)
+    engine = optimize.OptimizeConfig(steps=3, video_steps=2, scales=(24,), log_every=0)
+    result = stylize.stylize(config(pan, tmp_path / "out.mp4", method="optimize", engine=engine,
+                                    max_dim=32, duration=0.12))
+    assert result.written and streams(tmp_path / "out.mp4")["video"][1] == 4
+    assert seen == [(3, (24,), False, False)] + [(2, (), True, True)] * 3
