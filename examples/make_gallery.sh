@@ -17,3 +17,22 @@ adain --contents content/chelsea.png,content/machuPicchu.jpg --styles style/kand
 # The face pass: the astronaut's face (98 px at 512) without and with it, at full size.
 adain --contents content/astronaut.png --styles style/renoir-moulin_de_la_galette.png,style/GreatWave.png \
   --cell=512 --sweep face_size=0,480 --output gallery/sheet_adain_faces.png
+# Video: three consecutive frames of examples/clips/bunny.mp4: the input, then the clip stylized
+# with --temporal=none and with --temporal=flow (the default), at the clip's 256 px.
+tmp=$(mktemp -d)
+python -m style_tf.run --noprogress --content=clips/bunny.mp4 --output="$tmp/none.mp4" --temporal=none
+python -m style_tf.run --noprogress --content=clips/bunny.mp4 --output="$tmp/flow.mp4"
+python - "$tmp" <<'EOF'
+import sys
+
+import numpy as np
+
+from style_tf import images, video
+
+rows = []
+for clip in ("clips/bunny.mp4", f"{sys.argv[1]}/none.mp4", f"{sys.argv[1]}/flow.mp4"):
+    frames = [f.image for i, f in enumerate(video.read(clip, (144, 256))) if i in (30, 31, 32)]
+    rows.append(np.concatenate(frames, axis=1))
+images.save_image("gallery/video_bunny.jpg", np.concatenate(rows, axis=0))
+EOF
+rm -r "$tmp"

@@ -160,13 +160,16 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
 
 
 def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0,
-                         masks=None, border: int = BORDER, stats=None):
+                         masks=None, border: int = BORDER, stats=None, own=0.0):
     """`transform`, normalising the content by `stats` if given, and returning what it used.
 
     Args:
       stats: content statistics to use instead of the image's own: a list of
         `content_vector`s, one per mask (one without masks). A crop stylized with the
         statistics of the image it was cut from takes on the same tones.
+      own: with `stats`, the share (0..1) of the image's own statistics mixed into them: a
+        clip's frame keeps a running average of the clip's statistics, so that its
+        brightness and palette do not pump from frame to frame.
       (the rest as in `transform`)
 
     Returns:
@@ -179,18 +182,26 @@ def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, al
     feat = ops.cast(enc(content)[BOTTLENECK], "float32")  # (B, H/8, W/8, 512)
     crop = border // 8  # The content's statistics come from the image, not its mirrored border.
     if masks is None:
-        used = [content_vector(feat, crop=crop) if stats is None else stats[0]]
+        used = [_mixed(content_vector(feat, crop=crop), stats, 0, own)]
         target = apply_style_vector(feat, vector, stats=used[0])
     else:
         size = ops.shape(feat)[1:3]
         target, used = 0.0, []
         for i, (v, m) in enumerate(zip(vector, masks)):
             m = ops.image.resize(ops.cast(m, "float32"), size, interpolation="bilinear")
-            used.append(content_vector(feat, m, crop) if stats is None else stats[i])
+            used.append(_mixed(content_vector(feat, m, crop), stats, i, own))
             target = target + m * apply_style_vector(feat, v, stats=used[-1])
     target = alpha * target + (1.0 - alpha) * feat
     out = ops.clip(ops.cast(dec(target), "float32"), 0.0, 1.0)
     return (out[:, border:-border, border:-border] if border else out), used
+
+
+def _mixed(own_stats, stats, index: int, own):
+    """The statistics `transform_with_stats` uses: the image's own, or `stats[index]` with a
+    share `own` of the image's own mixed in."""
+    if stats is None:
+        return own_stats
+    return own * own_stats + (1.0 - own) * stats[index]
 
 
 def training_losses(enc: keras.Model, dec: keras.Model, content, style,

@@ -341,7 +341,7 @@ def config_from_flags(cls, flag_values, **given):
     return config
 
 
-def refuse_unread(flag_values, choice: str, chosen: str, configs: dict) -> None:
+def refuse_unread(flag_values, choice: str, chosen: str, configs: dict, shared=()) -> None:
     """Refuses flags given that only other choices read, rather than ignore them silently.
 
     Args:
@@ -349,11 +349,12 @@ def refuse_unread(flag_values, choice: str, chosen: str, configs: dict) -> None:
       choice: the flag that chooses (e.g. "method").
       chosen: its value.
       configs: {value: config class read with that value}.
+      shared: config classes read whatever the choice (their flags are never refused).
 
     Raises:
       StyleError: naming the flags and the value that reads them.
     """
-    mine = flags_of(configs[chosen])
+    mine = flags_of(configs[chosen], *shared)
     for value, cls in configs.items():
         given = [f"--{flag_name(f)}" for f in flag_fields(cls)
                  if flag_name(f) not in mine and flag_values[flag_name(f)].present]
@@ -377,7 +378,7 @@ def stylize_config(flag_values, **given):
         raise StyleError(f"--method: unknown engine {method!r} (use {' or '.join(stylize.ENGINES)})")
     configs = {name: engine.Config for name, engine in stylize.ENGINES.items()}
     engines = {name: config_from_flags(cls, flag_values) for name, cls in configs.items()}
-    refuse_unread(flag_values, "method", method, configs)
+    refuse_unread(flag_values, "method", method, configs, shared=(stylize.StylizeConfig,))
     return config_from_flags(stylize.StylizeConfig, flag_values, engine=engines[method], **given)
 
 

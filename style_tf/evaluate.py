@@ -2,7 +2,9 @@
 
 Prints one table (or JSON) of metrics.py's measures for each stylized image, in a fixed
 order and format so runs can be diffed. With `--style2`, also the style similarity of the
-two style images.
+two style images. With `--video`, C and X are clips: the warping error (flicker) of each
+stylized clip, and the mean style and content measures of its first, middle and last frames
+(`metrics.video_report`).
 """
 
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
@@ -12,7 +14,7 @@ import math
 
 from absl import flags
 
-from style_tf import images, metrics
+from style_tf import images, metrics, video
 from style_tf.errors import StyleError, user_errors_exit_2
 
 
@@ -23,6 +25,9 @@ def _define_flags() -> None:
     flags.DEFINE_string("style2", None, "A second style image: print the style similarity.")
     flags.DEFINE_integer("max_dim", 512, "Images are measured at most this large.")
     flags.DEFINE_bool("json", False, "JSON instead of a table.")
+    flags.DEFINE_bool("video", False, "--content and --stylized are clips: warping error and the mean "
+                      "measures of the first, middle and last frames.")
+    flags.DEFINE_float("start", 0.0, "With --video: seconds into --content where the stylized clips start.")
 
 
 def table(names: list[str], reports: list[metrics.Report]) -> str:
@@ -39,6 +44,8 @@ def main(argv) -> int:
     f = flags.FLAGS
     if not f.content or not f.style or not (f.stylized or f.style2):
         raise StyleError("--content, --style and --stylized (or --style2) are required")
+    if f.video:
+        return _video(f)
     content = images.load_image(f.content, max_dim=f.max_dim)
     style = images.load_image(f.style, max_dim=f.max_dim)
     results = [images.load_image(p, max_dim=f.max_dim) for p in f.stylized]
@@ -59,6 +66,25 @@ def main(argv) -> int:
             print(table(f.stylized, reports))
         if similarity is not None:
             print(f"style_similarity {similarity:.4g}")
+    return 0
+
+
+def _video(f) -> int:
+    """--video: one column per stylized clip."""
+    style = images.load_image(f.style, max_dim=f.max_dim)
+    for path in [f.content, *f.stylized]:
+        video.probe(path)  # A bad clip fails before the model loads.
+    model = metrics.feature_model()
+    reports = [metrics.video_report(model, f.content, style, p, f.start) for p in f.stylized]
+    if f.json:
+        print(json.dumps({p: {k: v if math.isfinite(v) else None for k, v in r.items()}
+                          for p, r in zip(f.stylized, reports)}, indent=2, sort_keys=True))
+        return 0
+    width = max(12, *(len(n) for n in f.stylized))
+    lines = [f"{'metric':<18}" + "".join(f"{n:>{width + 2}}" for n in f.stylized)]
+    for metric in reports[0]:
+        lines.append(f"{metric:<18}" + "".join(f"{r[metric]:>{width + 2}.4g}" for r in reports))
+    print("\n".join(lines))
     return 0
 
 

@@ -100,6 +100,22 @@ def total_variation(images):
     return ops.sum(dy) + ops.sum(dx)
 
 
+def temporal_loss(images, warped, mask):
+    """Ruder et al. (2016)'s short-term temporal loss: the mean squared difference to the
+    previous frame's result warped onto this one, where the flow is reliable.
+
+    Args:
+      images: (B, H, W, 3) the frame being optimised.
+      warped: (B, H, W, 3) the previous result warped by the input frames' flow.
+      mask: (B, H, W, 1) 1 where that flow is reliable, 0 where occluded.
+
+    Returns:
+      Scalar float32: mean over pixels and channels of mask * (images - warped)^2.
+    """
+    images = ops.cast(images, "float32")
+    return ops.mean(ops.cast(mask, "float32") * ops.square(images - ops.cast(warped, "float32")))
+
+
 def mean_std_loss(features: dict, targets: dict, eps: float = 1e-5):
     """AdaIN style loss: squared distance of per-channel means and stds, summed over layers.
 

@@ -11,15 +11,20 @@ anchors that make them readable without knowing VGG's scale:
   1 = as far as the style image).
 - `grid`: how strongly a regular 8-pixel grid shows in the result (`grid_artifact`; about 1
   when none does), the trace a decoder's three 2x upsamplings can leave.
+
+For clips, `warping_error` (Lai et al., ECCV 2018) measures flicker, and `video_report` adds
+the style and content distances of a few frames.
 """
 
 import dataclasses
+import itertools
+from typing import Iterable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from style_tf import images, losses, vgg
+from style_tf import images, losses, vgg, video
 
 STYLE_LAYERS = tuple(f"block{i}_conv1" for i in range(1, 6))
 CONTENT_LAYER = "block5_conv2"
@@ -147,3 +152,88 @@ def style_similarity(model: keras.Model, a: np.ndarray, b: np.ndarray) -> float:
         g_b = tf.reshape(losses.gram_matrix(f_b[n]), [-1])
         cosines.append(float(tf.reduce_sum(g_a * g_b) / (tf.norm(g_a) * tf.norm(g_b) + 1e-12)))
     return float(np.mean(cosines))
+
+
+# --- clips ------------------------------------------------------------------------------
+
+
+def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -> float:
+    """The warping error of Lai et al. (ECCV 2018): how much a stylized clip flickers.
+
+    For each pair of consecutive frames, the previous stylized frame is warped onto the
+    current one along the optical flow of the *input* frames; the error is the mean, over the
+    pixels where that flow is reliable (`video.reliable`: not occluded), of the squared RGB
+    distance between the stylized frame and the warped one, averaged over the pairs. 0 for a
+    clip that moves exactly as its input does.
+
+    Args:
+      inputs: the input frames, (H, W, 3) in [0, 1] (resized to the outputs' size).
+      outputs: the stylized frames, as many, (H', W', 3) in [0, 1].
+
+    Returns:
+      The mean error (NaN for fewer than two frames).
+    """
+    errors, previous = [], None
+    for x, y in zip(inputs, outputs):
+        if x.shape[:2] != y.shape[:2]:
+            x = images.resize(x, size=y.shape[:2])
+        if previous is not None:
+            errors.append(pair_warping_error(previous[0], x, previous[1], y))
+        previous = (x, y)
+    return float(np.mean(errors)) if errors else float("nan")
+
+
+def pair_warping_error(input_a: np.ndarray, input_b: np.ndarray, output_a: np.ndarray,
+                       output_b: np.ndarray) -> float:
+    """`warping_error` of one pair of frames (a, then b), all (H, W, 3) in [0, 1]."""
+    backward = video.optical_flow(input_b, input_a)
+    mask = video.reliable(backward, video.optical_flow(input_a, input_b))  # (H, W)
+    warped = video.warp(output_a, backward)
+    squared = np.sum(np.square(np.asarray(output_b, np.float64) - warped), axis=-1)
+    return float(np.sum(mask * squared) / max(np.sum(mask), 1.0))
+
+
+def video_report(model: keras.Model, content: str, style: np.ndarray, stylized: str,
+                 start: float = 0.0, samples: int = 3) -> dict[str, float]:
+    """Measures a stylized clip against its input clip and style.
+
+    Args:
+      model: from `feature_model()`.
+      content: the input clip's path (read from `start` seconds, as the stylized clip was).
+      style: (h, w, 3) the style image.
+      stylized: the stylized clip's path.
+      start: where in `content` the stylized clip starts (its --start).
+      samples: frames evenly spread from the first to the last (first, middle and last for
+        3) on which the style and content distances are measured.
+
+    Returns:
+      {"warping_error", "frames", and the mean over the sampled frames of each `Report`
+      field (e.g. "meanstd_relative", "content_relative")}.
+    """
+    info = video.probe(stylized)
+    size = (info.height, info.width)
+    wanted = {round(i * (info.frames - 1) / max(samples - 1, 1)) for i in range(samples)}
+    reports, pairs, last, count = [], [], None, 0
+
+    def frames():
+        nonlocal last, count
+        for i, (x, y) in enumerate(zip(video.read(content, size, start), video.read(stylized, size))):
+            last, count = (i, x.image, y.image), i + 1
+            if i in wanted:
+                reports.append(evaluate(model, x.image, style, y.image))
+                pairs.append(i)
+            yield x.image, y.image
+
+    error = warping_error(*_unzip(frames()))
+    if last is not None and last[0] not in pairs and len(reports) < samples:  # Fewer frames than said.
+        reports.append(evaluate(model, last[1], style, last[2]))
+    out = {"warping_error": error, "frames": float(count)}
+    for name, _ in reports[0].rows() if reports else []:
+        out[name] = float(np.mean([getattr(r, name) for r in reports]))
+    return out
+
+
+def _unzip(pairs):
+    """Two iterators over the firsts and the seconds of `pairs`, consumed in step."""
+    a, b = itertools.tee(pairs)
+    return (x for x, _ in a), (y for _, y in b)

@@ -48,6 +48,10 @@ class OptimizeConfig:
     tv_weight: float = 30.0  # Total variation, as the TensorFlow tutorial (summed absolute differences).
     optimizer: str = "lbfgs"  # "lbfgs" (projected L-BFGS, bounded to [0, 1]) or "adam".
     steps: int = 100  # Iterations per scale.
+    video_steps: int = 40  # Clips with --temporal=flow: iterations for each frame after the first, at full
+    # size only, starting from the previous result warped onto it (the first frame takes --steps).
+    temporal_weight: float = 1e3  # Clips with --temporal=flow: weight of the difference to the warped
+    # previous result where the flow is reliable (Ruder et al. 2016's temporal loss).
     learning_rate: float = dataclasses.field(  # Adam's step, with beta1 0.99, epsilon 0.1 as the tutorial.
         default=0.02, metadata={"only_with": ("optimizer", "adam")})
     init: str = "content"  # Start image: "content", "noise", "style" or an image path.
@@ -68,10 +72,11 @@ class OptimizeConfig:
     def __post_init__(self):
         if self.optimizer not in ("lbfgs", "adam"):
             raise StyleError(f"unknown optimizer {self.optimizer!r} (use lbfgs or adam)")
-        if self.steps < 0:
-            raise StyleError(f"steps must be >= 0, got {self.steps}")
+        if self.steps < 0 or self.video_steps < 0:
+            raise StyleError(f"steps and video_steps must be >= 0, got {self.steps}, {self.video_steps}")
         vgg.dtype_policy(self.precision)
-        for name in ("content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate"):
+        for name in ("content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate",
+                     "temporal_weight"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise StyleError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         if not self.style_scale > 0:
@@ -150,7 +155,8 @@ class Problem:
 
     def __init__(self, model: keras.Model, config: OptimizeConfig, content: np.ndarray,
                  styles: list[np.ndarray], style_weights: list[float],
-                 masks: list[np.ndarray] | None = None):
+                 masks: list[np.ndarray] | None = None,
+                 temporal: tuple[np.ndarray, np.ndarray] | None = None):
         """Computes the targets.
 
         Args:
@@ -160,8 +166,12 @@ class Problem:
           styles: (h, w, 3) style images at their size for this scale.
           style_weights: blend weights, one per style, summing to 1.
           masks: optional (H, W) masks in [0, 1], one per style.
+          temporal: for a clip's frame, (warped, mask): the previous result warped onto this
+            frame (H, W, 3) and where that is reliable (H, W); adds `temporal_loss`.
         """
         self.model, self.config = model, config
+        self.temporal = None if temporal is None else (
+            tf.constant(temporal[0][None], tf.float32), tf.constant(temporal[1][None, ..., None], tf.float32))
         self.content_layer_weights = dict(config.content_layers)
         self.style_layer_weights = dict(config.style_layers)
         self.style_weights = [float(w) for w in style_weights]
@@ -202,6 +212,9 @@ class Problem:
         tv = losses.total_variation(image)
         parts.update({"content": content, "style": style, "tv": tv})
         total = c.content_weight * content + c.style_weight * style + c.tv_weight * tv
+        if self.temporal is not None:
+            parts["temporal"] = losses.temporal_loss(image, *self.temporal)
+            total += c.temporal_weight * parts["temporal"]
         return total, parts
 
     @tf.function(reduce_retracing=True)
@@ -238,7 +251,8 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
              max_dim: int, style_weights: list[float] | None = None,
              masks: list[np.ndarray] | None = None, model: keras.Model | None = None,
              callback: Callable[[Step], bool | None] | None = None,
-             init_image: np.ndarray | None = None, resume: Resume | None = None) -> np.ndarray:
+             init_image: np.ndarray | None = None, resume: Resume | None = None,
+             temporal: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Stylizes `content` by optimisation over coarse-to-fine scales.
 
     Args:
@@ -254,6 +268,8 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
       resume: continue from this state (from `Step.resume()` of an interrupted run with the
         same inputs and config). Adam continues exactly; L-BFGS keeps the image and step
         count but rebuilds its curvature memory.
+      temporal: for a clip's frame, the previous result warped onto it and where that is
+        reliable, (H, W, 3) and (H, W) (see `Problem`).
 
     Returns:
       (H', W', 3) float32 image in [0, 1] with longest side `max_dim`, also when `callback`
@@ -282,7 +298,10 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
         scaled_styles = [style_at(s, size, config) for s in styles]
         scaled_masks = None if masks is None else [images.resize(m[..., None], size=size)[..., 0]
                                                    for m in masks]
-        problem = Problem(model, config, scaled_content, scaled_styles, style_weights, scaled_masks)
+        scaled_temporal = None if temporal is None else (
+            images.resize(temporal[0], size=size), images.resize(temporal[1][..., None], size=size)[..., 0])
+        problem = Problem(model, config, scaled_content, scaled_styles, style_weights, scaled_masks,
+                          scaled_temporal)
         run = _lbfgs if config.optimizer == "lbfgs" else _adam
         image, total_step, stop = run(problem, config, resume, size, callback)
         done = resume.step + total_step - resume.total_step
@@ -292,7 +311,8 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
             logging.info("L-BFGS goes on in float32 from step %d", total_step)
             exact = dataclasses.replace(config, precision="float32")
             model32 = model32 or feature_model_for(exact)
-            problem = Problem(model32, exact, scaled_content, scaled_styles, style_weights, scaled_masks)
+            problem = Problem(model32, exact, scaled_content, scaled_styles, style_weights, scaled_masks,
+                              scaled_temporal)
             image, total_step, stop = _lbfgs(problem, config, Resume(index, done, total_step, image),
                                              size, callback)
         if stop:  # The caller asked to stop (an interrupt): it says so, not "done".
@@ -424,8 +444,14 @@ class Engine:
 
     def __call__(self, content, styles, weights, masks, job) -> np.ndarray:
         """(H, W, 3) `content` optimised (see `optimize`); stops with the image so far when
-        `job.stop.requested` turns True, saving the state to resume from."""
+        `job.stop.requested` turns True, saving the state to resume from.
+
+        A clip's frame with a prior (`job.clip.prior`, --temporal=flow) starts from the previous
+        result warped onto it, adds the temporal loss, and runs `video_steps` at full size."""
         c, out = self.config, job.output
+        prior = job.clip.prior if job.clip is not None else None
+        if prior is not None:
+            c = dataclasses.replace(c, scales=(), steps=c.video_steps)
         sizes = scale_sizes(content.shape[:2], max(content.shape[:2]), c.scales, min_side(c))
         state = state_path(out)
         key = _fingerprint(c, content, styles, weights, masks)
@@ -456,7 +482,9 @@ class Engine:
 
         try:
             image = optimize(content, styles, c, max(content.shape[:2]), weights, masks,
-                             model=self.model, callback=callback, resume=start)
+                             model=self.model, callback=callback, resume=start,
+                             init_image=None if prior is None else prior.warped,
+                             temporal=None if prior is None else (prior.warped, prior.mask))
         finally:
             bar.close()
         if not job.stop.requested and state.exists():

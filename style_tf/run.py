@@ -47,7 +47,7 @@ def main(argv) -> int:
     if result.failed and tried > 1:  # Each failure was logged as it happened: here only a count.
         print(f"failed: {len(result.failed)} of {tried} files (errors above)", file=sys.stderr)
     if result.interrupted:  # Not "done": the engine said at which step it stopped.
-        print("interrupted: the current image was saved", file=sys.stderr)
+        print("interrupted: the current image (or a clip's frames so far) was saved", file=sys.stderr)
         return 130
     logging.info("done in %.1f s", result.seconds)
     return 1 if result.failed else 0

@@ -5,6 +5,10 @@ the inputs before any work (a bad one fails with nothing written), builds the en
 from `ENGINES` once, hands it each content image, and saves every output atomically.
 Ctrl-C or SIGTERM stops the engine at its next step with the current image saved.
 
+A clip (`video.is_clip`) with an output named like one (`video.FORMATS`) is stylized frame
+by frame, streamed: `video.py` reads, writes, and follows the motion; each frame goes to the
+engine with a `video.ClipFrame` in its `Job`, which an engine uses to keep the clip steady.
+
 An engine is a class with
   - `Config`: its frozen settings dataclass (every field a flag, see `style_tf.cli`), with
     `style_dim(max_dim)`, the longest side to load style images at, and `fingerprint()`,
@@ -12,7 +16,7 @@ An engine is a class with
   - `__init__(config)`: loads its models and resolves its precision once;
   - `skip(output)`: whether a folder run may skip an output as already done;
   - `__call__(content, styles, weights, masks, job) -> (H', W', 3) image`, where `job` is a
-    `Job` (where the result goes, whether to stop).
+    `Job` (where the result goes, whether to stop, and for a clip's frame its `ClipFrame`).
 """
 
 import collections
@@ -24,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 from absl import logging
+from tqdm import tqdm
 
-from style_tf import images, optimize, paths, student, stylizer
+from style_tf import images, optimize, paths, student, stylizer, video
 from style_tf.errors import StyleError
 
 # The engines `--method` chooses from: name -> engine class.
@@ -42,14 +47,21 @@ class StylizeConfig:
         default=(str(paths.EXAMPLE_STYLE),), metadata={"flag": "style"})
     style_weights: tuple[float, ...] = ()  # Blend weights, one per style (default: equal).
     style_masks: tuple[str, ...] = ()  # One mask image per style: white = where that style applies.
-    output: str = "stylized.png"  # Output file (.png, .jpg, .webp, .bmp, .tif), or a folder for a folder
-    # of contents (<name>.png each; a.jpg and a.png become a_jpg.png and a_png.png).
+    output: str = "stylized.png"  # Output file (.png, .jpg, .webp, .bmp, .tif; for a clip .mp4, .webm,
+    # .mov, .mkv, .avi or .gif), or a folder for a folder of contents (<name>.png each, <name>.mp4 for
+    # clips; a.jpg and a.png become a_jpg.png and a_png.png).
     method: str = "adain"  # Engine: "adain" (one pass of a trained network, seconds), "optimize" (the
     # image optimised against VGG losses, minutes, finer) or "mobile" (the phone-class network, faster).
     max_dim: int = 512  # Longest side of the output (smaller images keep their size).
     preserve_color: str = "none"  # "luminance" (keep the content's colours), "histogram" (recolour the
     # styles to the content's palette first) or "none".
     progress: bool = True  # Progress bar on stderr (off when it is not a terminal).
+    temporal: str = "flow"  # Clips: "flow" (each frame follows the previous result along the optical
+    # flow; steady textures) or "none" (each frame stylized alone; flickers).
+    start: float = 0.0  # Clips: seconds into the clip to start from.
+    duration: float = 0.0  # Clips: seconds to stylize from --start (0: to the end).
+    resume: bool = False  # Clips: continue an interrupted clip from <output>.partial.<ext> (either
+    # engine). With --method=optimize, also an interrupted image (see its --resume).
     engine: object = dataclasses.field(  # The engine's settings, ENGINES[method].Config; None: defaults.
         default=None, metadata={"flag": None})
 
@@ -73,6 +85,10 @@ class StylizeConfig:
             raise StyleError(f"{len(self.styles)} styles but {len(self.style_masks)} style masks")
         if self.max_dim < 16:
             raise StyleError(f"max_dim must be >= 16, got {self.max_dim}")
+        if self.temporal not in ("flow", "none"):
+            raise StyleError(f"unknown temporal {self.temporal!r} (use flow or none)")
+        if self.start < 0 or self.duration < 0:
+            raise StyleError(f"start and duration must be >= 0, got {self.start} and {self.duration}")
 
 
 @dataclasses.dataclass
@@ -83,6 +99,7 @@ class Job:
     single: bool  # One content file (not a folder): a missing resume state is an error.
     progress: bool  # Show a progress bar.
     stop: "_Interrupt"  # `stop.requested` turns True on Ctrl-C/SIGTERM: return the image so far.
+    clip: video.ClipFrame | None = None  # For a frame of a clip: its place and the previous result.
 
 
 @dataclasses.dataclass
@@ -124,15 +141,22 @@ def _jobs(config: StylizeConfig) -> list[tuple[Path, Path]]:
             raise StyleError(f"{content}: folder holds no files")
         out_dir.mkdir(exist_ok=True)
         stems = collections.Counter(f.stem for f in files)  # a.jpg and a.png: a_jpg.png, a_png.png.
-        return [(f, out_dir / (f"{f.stem}.png" if stems[f.stem] == 1 else
-                               f"{f.stem}_{f.suffix.lstrip('.').lower()}.png")) for f in files]
+        return [(f, out_dir / ((f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}")
+                               + (".mp4" if video.is_clip(f, animated_images=False) else ".png")))
+                for f in files]
     if not content.exists():
         raise StyleError(f"{content}: no such file or folder")
     out = Path(config.output)
     if out.is_dir():
-        out = out / f"{content.stem}.png"
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
-        raise StyleError(f"{out}: output must end in .png, .jpg, .webp, .bmp or .tif")
+        out = out / f"{content.stem}{'.mp4' if video.is_clip(content, animated_images=False) else '.png'}"
+    if video.is_video_name(out):
+        if not video.is_clip(content):
+            video.probe(content)  # Not a clip FFmpeg reads, or one without video: says which.
+            raise StyleError(f"{out}: output must end in .png, .jpg, .webp, .bmp or .tif for an "
+                             f"image ({content} is not a clip)")
+    elif out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+        raise StyleError(f"{out}: output must end in .png, .jpg, .webp, .bmp or .tif "
+                         f"(for a clip {', '.join(video.FORMATS)})")
     if not out.parent.is_dir():
         raise StyleError(f"{out.parent}: output folder does not exist")
     if not os.access(out.parent, os.W_OK):
@@ -178,8 +202,10 @@ def stylize(config: StylizeConfig) -> Result:
     engine_class = ENGINES[config.method]
     single = len(jobs) == 1 and not Path(config.content).is_dir()
     loaded = {}
-    if single:  # A bad content file fails before any model is built.
-        loaded[jobs[0][0]] = images.load_image(jobs[0][0], max_dim=config.max_dim)
+    if single and video.is_video_name(jobs[0][1]):  # A bad clip fails before any model is built.
+        video.probe(jobs[0][0])
+    elif single:  # A bad content file fails before any model is built.
+        loaded[jobs[0][0]] = _load_content(jobs[0][0], config.max_dim)
     styles = [images.load_image(s, max_dim=config.engine.style_dim(config.max_dim)) for s in config.styles]
     masks = [_load_mask(m) for m in config.style_masks] or None
     engine = engine_class(config.engine)  # After the inputs: a bad one fails before the models load.
@@ -190,10 +216,23 @@ def stylize(config: StylizeConfig) -> Result:
                 logging.info("%s: already done", out_path)
                 continue
             job = Job(out_path, single, config.progress, interrupt)
+            if video.is_video_name(out_path):
+                try:
+                    if _stylize_clip(config, engine, content_path, styles, masks, job):
+                        result.written.append(out_path)
+                except StyleError as e:
+                    if single:
+                        raise
+                    logging.error("%s", e if str(content_path) in str(e) else f"{content_path}: {e}")
+                    result.failed.append((content_path, str(e)))
+                if interrupt.requested:
+                    result.interrupted = True
+                    break
+                continue
             try:
                 content = loaded.pop(content_path, None)
                 if content is None:
-                    content = images.load_image(content_path, max_dim=config.max_dim)
+                    content = _load_content(content_path, config.max_dim)
                 image = _stylize_one(config, engine, content, styles, masks, job)
             except StyleError as e:
                 last = getattr(e, "image", None)  # NonFiniteLoss: the last finite image, if any.
@@ -230,6 +269,106 @@ def _stylize_one(config: StylizeConfig, engine, content, styles, masks, job: Job
     if image.shape[:2] != content.shape[:2]:  # A thin image worked on wider (vgg.min_side).
         image = images.resize(image, size=content.shape[:2])
     return _finish(config, image, content)
+
+
+def _load_content(path: Path, max_dim: int) -> np.ndarray:
+    """An image, or the first frame of a clip (its output names an image)."""
+    try:
+        return images.load_image(path, max_dim=max_dim)
+    except StyleError:
+        if not video.is_clip(path):
+            raise
+        return video.first_frame(path, max_dim)
+
+
+def _stylize_clip(config: StylizeConfig, engine, path: Path, styles, masks, job: Job) -> bool:
+    """Stylizes the clip at `path` frame by frame into `job.output` (see `video.Writer`).
+
+    Returns:
+      Whether the clip was finished (False: interrupted, its frames so far in the partial file).
+
+    Raises:
+      StyleError: a bad clip, no frames in the piece asked for, a partial file that cannot be
+        resumed, or an output that cannot be written (nothing left at the output path).
+    """
+    info = video.probe(path)
+    size = video.frame_size(info, config.max_dim)
+    note = f"style_tf {config.styles} {engine.config.fingerprint()} {size}"  # What --resume checks.
+    done = _resumed(config, job.output, size, note)
+    frames = video.read(path, size, config.start, config.duration or None)
+    track, state = video.Track(), {}
+    writer = video.Writer(job.output, path, info, size, note)
+    total = round((config.duration or max(info.duration - config.start, 0)) * info.rate) or None
+    bar = tqdm(total=total, unit="frame", desc=job.output.name, disable=None if job.progress else True)
+    index = 0
+    try:
+        for index, frame in enumerate(frames):
+            image = next(done, None) if done is not None else None
+            if image is None:
+                prior = track.prior(frame.image) if config.temporal == "flow" else None
+                clip = video.ClipFrame(index, config.temporal == "flow", prior, state)
+                frame_job = dataclasses.replace(job, single=False, progress=False, clip=clip)
+                image = _stylize_one(config, engine, frame.image, styles, masks, frame_job)
+                if job.stop.requested:  # The frame may be unfinished (optimize): left out.
+                    break
+            writer.write(image, frame.time)
+            track.update(frame.image, image)
+            bar.update(1)
+    except BaseException:
+        writer.discard()
+        raise
+    finally:
+        bar.close()
+    if writer.frames == 0 and not job.stop.requested:
+        writer.discard()
+        raise StyleError(f"{path}: no frames from {config.start:g} s"
+                         + (f" for {config.duration:g} s" if config.duration else ""))
+    if not job.stop.requested:
+        _check_length(info, config, writer, path)
+    if job.stop.requested:
+        writer.close()
+        logging.warning("interrupted: %d frames in %s (continue with --resume)", writer.frames, writer.path)
+        return False
+    writer.finish()
+    logging.info("%s: %d frames", job.output, index + 1)
+    return True
+
+
+def _check_length(info: video.Info, config: StylizeConfig, writer: video.Writer, path: Path) -> None:
+    """Raises StyleError (the partial file removed) if the frames ended well before the clip's
+    header said: a truncated file without an index (WebM, MKV) ends early without an error."""
+    end = info.duration if not config.duration else min(info.duration, config.start + config.duration)
+    last = writer.last_time if writer.last_time is not None else config.start
+    if not info.duration or last + 1 / float(info.rate) >= end - 0.5:
+        return
+    writer.discard()
+    raise StyleError(f"{path}: the clip is truncated (frames end at {last:.2f} s of {end:.2f} s)")
+
+
+def _resumed(config: StylizeConfig, output: Path, size, note: str):
+    """With --resume, the frames of the partial clip left by an interrupted run (moved aside,
+    as an iterator of images), else None.
+
+    Raises:
+      StyleError: no partial clip, or one made with other inputs or settings.
+    """
+    if not config.resume:
+        return None
+    partial = video.partial_path(output)
+    if not partial.exists():
+        raise StyleError(f"{partial}: nothing to resume (no partial clip for this output)")
+    if not video.matches(partial, note):
+        raise StyleError(f"{partial}: made with other styles or settings; run without --resume")
+    old = partial.with_name(f".{partial.name}.resumed{partial.suffix}")
+    os.replace(partial, old)
+    return _frames_then_remove(old, size)
+
+
+def _frames_then_remove(path: Path, size):
+    """The images of the clip at `path`, which is removed once they are all read."""
+    for frame in video.read(path, size):
+        yield frame.image
+    path.unlink()
 
 
 def _load_mask(path: str) -> np.ndarray:

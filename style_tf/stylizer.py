@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from style_tf import faces, vgg
+from style_tf import faces, vgg, video
 from style_tf.adain import (
     BORDER,
     BOTTLENECK,
@@ -33,6 +33,9 @@ from style_tf.errors import StyleError
 # The face pass enlarges a face at most this much: faces enlarged much more come out almost
 # photographic beside the painted rest (benchmarks/RESULTS.md, "Face pass").
 MAX_FACE_SCALE = 3.0
+# A clip's content statistics are a running average: a frame's own count this much at least
+# (the first frames average equally), about the last second at 25 frames/s.
+CLIP_STATS_SHARE = 1 / 25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +49,18 @@ class AdainConfig:
     precision: str = "auto"  # Network arithmetic: "auto" (bfloat16 where the CPU computes it natively:
     # AMX or AVX512-BF16; float32 elsewhere, where bfloat16 is emulated and slower), "bfloat16", "float32".
     face_size: int = 480  # Faces found smaller than 0.8x this (px) are stylized again, enlarged to it
-    # (3x at most), and blended in: eyes and mouths the decoder would smear; 0 = off.
+    # (3x at most), and blended in: eyes and mouths the decoder would smear; 0 = off (always off
+    # for clips: a box found anew in each frame jumps, and its blended face flickers).
+    temporal_blend: float = 0.5  # Clips with --temporal=flow: how much of the previous stylized frame,
+    # warped along the flow, each frame takes where the flow is reliable (0 = none, 1 = frozen).
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
             raise StyleError(f"alpha must be in 0..1, got {self.alpha}")
         if self.face_size < 0:
             raise StyleError(f"face_size must be >= 0, got {self.face_size}")
+        if not 0.0 <= self.temporal_blend <= 1.0:
+            raise StyleError(f"temporal_blend must be in 0..1, got {self.temporal_blend}")
         vgg.dtype_policy(self.precision)
 
     def style_dim(self, max_dim: int) -> int:
@@ -82,8 +90,19 @@ class Engine:
         return False
 
     def __call__(self, content, styles, weights, masks, job) -> np.ndarray:
-        """(H, W, 3) stylized `content`; see `Stylizer.__call__` (`job` is not needed)."""
-        return self.stylizer(content, styles, weights, self.config.alpha, masks, self.config.face_size)
+        """(H, W, 3) stylized `content`; see `Stylizer.__call__`.
+
+        A clip's frame (`job.clip`) has no face pass; with `job.clip.steady` it is normalised
+        by the clip's running content statistics and blended with the previous result warped
+        onto it (`video.blend`, `temporal_blend`)."""
+        clip = job.clip
+        if clip is None:
+            return self.stylizer(content, styles, weights, self.config.alpha, masks, self.config.face_size)
+        running = clip.state if clip.steady else None
+        out = self.stylizer(content, styles, weights, self.config.alpha, masks, 0, running=running)
+        if clip.prior is not None and self.config.temporal_blend > 0:
+            out = video.blend(out, clip.prior, self.config.temporal_blend)
+        return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -104,12 +123,12 @@ class Stylizer:
         self._vectors = {}  # sha1 of a style's pixels -> its style vector.
         self._transforms = {}  # border -> the compiled transform.
 
-    def _transform(self, x, vector, alpha, masks, stats=None):
+    def _transform(self, x, vector, alpha, masks, stats=None, own=0.0):
         border = BORDER if min(x.shape[1:3]) > BORDER else 0  # Mirroring needs a wider image.
         if border not in self._transforms:
-            self._transforms[border] = _compile(lambda x, v, a, m, s: transform_with_stats(
-                self.encoder, self.decoder, x, v, a, m, border, s))
-        return self._transforms[border](x, vector, alpha, masks, stats)
+            self._transforms[border] = _compile(lambda x, v, a, m, s, o: transform_with_stats(
+                self.encoder, self.decoder, x, v, a, m, border, s, o))
+        return self._transforms[border](x, vector, alpha, masks, stats, np.float32(own))
 
     @classmethod
     def load(cls, decoder_weights: str = "bundled", precision: str = "auto") -> "Stylizer":
@@ -134,7 +153,7 @@ class Stylizer:
         return self._vectors[key]
 
     def __call__(self, content, styles, weights=None, alpha: float = 1.0, masks=None,
-                 face_size: int = 0, vectors=None):
+                 face_size: int = 0, vectors=None, running: dict | None = None):
         """Stylizes one image.
 
         Args:
@@ -151,6 +170,9 @@ class Stylizer:
             (benchmarks/RESULTS.md, "Face pass").
           vectors: the styles' `style_vector`s, instead of the images: a caller with many
             styles (a batch run draws one of thousands per photo) keeps these, not the images.
+          running: a clip's running content statistics (a dict kept across its frames, empty
+            at the first): the frame is normalised by their average with its own
+            (CLIP_STATS_SHARE), which is stored back.
 
         Returns:
           (H, W, 3) float32 numpy array in [0, 1].
@@ -172,7 +194,14 @@ class Stylizer:
             total = stack.sum(-1, keepdims=True)
             stack = np.where(total > 1e-6, stack / np.maximum(total, 1e-6), 1.0 / len(masks))
             vector, region = vectors, _resize_masks(stack, size)
-        out, stats = self._transform(_batch(content, size), vector, alpha, region)
+        if running is None:
+            out, stats = self._transform(_batch(content, size), vector, alpha, region)
+        else:
+            count = running.get("frames", 0)
+            share = max(1.0 / (count + 1), CLIP_STATS_SHARE)
+            out, stats = self._transform(_batch(content, size), vector, alpha, region,
+                                         running.get("stats"), share)
+            running.update(stats=[ops.convert_to_numpy(s) for s in stats], frames=count + 1)
         out = _image(out, (h, w))
         for box in faces.find(content) if face_size else []:
             out = self._face_pass(content, out, box, face_size, vector, alpha, stack, stats)
