@@ -19,6 +19,7 @@ import inspect
 import io
 import logging as std_logging
 import os
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -379,6 +380,19 @@ def stylize_config(flag_values, **given):
     engines = {name: config_from_flags(cls, flag_values) for name, cls in configs.items()}
     refuse_unread(flag_values, "method", method, configs)
     return config_from_flags(stylize.StylizeConfig, flag_values, engine=engines[method], **given)
+
+
+def command_line(module: str, *configs) -> str:
+    """The `python -m module` command whose flags rebuild `configs`: a flag for each field that
+    is off its default (shell-quoted); what the web app shows under a result."""
+    words = ["python", "-m", module]
+    for config in configs:
+        for field in flag_fields(type(config)):
+            value = getattr(config, field.name)
+            if value != _default(field):
+                words.append(f"--{flag_name(field)}={to_text(value)}" if not isinstance(value, bool)
+                             else f"--{'' if value else 'no'}{flag_name(field)}")
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def flags_of(*configs) -> set[str]:

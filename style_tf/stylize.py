@@ -21,6 +21,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from absl import logging
@@ -83,6 +84,7 @@ class Job:
     single: bool  # One content file (not a folder): a missing resume state is an error.
     progress: bool  # Show a progress bar.
     stop: "_Interrupt"  # `stop.requested` turns True on Ctrl-C/SIGTERM: return the image so far.
+    on_step: Callable | None = None  # Called with each `optimize.Step` (the web app's live progress).
 
 
 @dataclasses.dataclass
@@ -194,7 +196,7 @@ def stylize(config: StylizeConfig) -> Result:
                 content = loaded.pop(content_path, None)
                 if content is None:
                     content = images.load_image(content_path, max_dim=config.max_dim)
-                image = _stylize_one(config, engine, content, styles, masks, job)
+                image = stylize_image(config, engine, content, styles, masks, job)
             except StyleError as e:
                 last = getattr(e, "image", None)  # NonFiniteLoss: the last finite image, if any.
                 if single and last is None:
@@ -217,8 +219,23 @@ def stylize(config: StylizeConfig) -> Result:
     return result
 
 
-def _stylize_one(config: StylizeConfig, engine, content, styles, masks, job: Job) -> np.ndarray:
-    """One content image through the engine, with the colour options around it."""
+def stylize_image(config: StylizeConfig, engine, content: np.ndarray, styles: list[np.ndarray],
+                  masks: list[np.ndarray] | None, job: Job) -> np.ndarray:
+    """One content image through the engine, with the colour options around it.
+
+    `stylize()` calls it for each file; the web app calls it with the images it was sent.
+
+    Args:
+      config: the settings (`content`, `styles` and `output` are not read here).
+      engine: `ENGINES[config.method](config.engine)`.
+      content: (H, W, 3) in [0, 1], at the size wanted.
+      styles: (h, w, 3) style images, loaded at `config.engine.style_dim(...)`.
+      masks: (h, w) masks, one per style, or None.
+      job: where the result goes and whether to stop.
+
+    Returns:
+      (H, W, 3) float32 in [0, 1].
+    """
     if min(content.shape[:2]) < MIN_USEFUL_SIDE:
         logging.warning("%s: only %dx%d px, too small to show a style; stylized anyway",
                         job.output, content.shape[1], content.shape[0])
