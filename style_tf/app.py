@@ -45,7 +45,7 @@ class AppConfig:
     port: int = 7860  # Port to listen on (Gradio's usual one).
     share: bool = False  # Also serve through a public *.gradio.live link (Gradio's relay; needs the network).
     max_upload_mb: float = 20.0  # Larger uploads are refused before they are read.
-    max_size: int = 1024  # Largest output side the page offers (adain takes about 2 s at 1024 on 2 cores).
+    max_size: int = 1024  # Largest output side the page offers (the time of a result grows with its square).
     queue_size: int = 32  # Requests that may wait behind the one running; more are refused until one ends.
     progress_every: int = 5  # Optimize: steps between the images the page shows while it works.
     live_size: int = 256  # Longest side of the live webcam frames (the frames/s follow its square).
@@ -102,9 +102,13 @@ def command(config: stylize.StylizeConfig) -> str:
 
 
 def _shown(path: str) -> str:
-    """A bundled file as the checkout spells it; an upload by its own name (Gradio keeps it)."""
+    """A bundled file as the checkout spells it (also Gradio's copy of one, picked in the page);
+    an upload by its own name (Gradio keeps it)."""
     path = Path(path)
-    return str(path.relative_to(paths.EXAMPLES.parent)) if path.is_relative_to(paths.EXAMPLES) else path.name
+    bundled = next((p for p in [*CONTENTS, *STYLES] if p.name == path.name), None)
+    if bundled and (path == bundled or path.read_bytes() == bundled.read_bytes()):
+        return str(bundled.relative_to(paths.EXAMPLES.parent))
+    return path.name
 
 
 def _load(path: str, max_dim: int) -> np.ndarray:
@@ -281,7 +285,7 @@ def build(config: AppConfig):
                     go = gr.Button("Stylize", variant="primary", elem_id="run")
                     stop = gr.Button("Stop (keeps the image so far)", elem_id="stop")
                 result = gr.Image(label="Result (PNG)", type="filepath", format="png", interactive=False,
-                                  buttons=["download", "fullscreen"], elem_id="result")
+                                  buttons=["download", "fullscreen"], elem_id="result", height=420)
                 status = gr.Textbox(label="Status", interactive=False, elem_id="status")
                 line = gr.Textbox(label="The same from the command line", interactive=False,
                                   elem_id="command")
