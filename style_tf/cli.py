@@ -422,8 +422,9 @@ def flag_reference(sections: list[tuple[str, str, list]]) -> str:
 
 
 def reference() -> str:
-    """FLAGS.md: the flags of `style_tf.run` (and `sheet`), `style_tf.train` and `style_tf.batch`."""
-    from style_tf import pipeline, stylize, train
+    """FLAGS.md: the flags of `style_tf.run` (and `sheet`), `style_tf.train`, `style_tf.batch` and
+    `style_tf.app`."""
+    from style_tf import app, pipeline, stylize, train
 
     sections = [("`python -m style_tf.run`: what to stylize and where",
                  "`StylizeConfig` (style_tf/stylize.py). `python -m style_tf.sheet` takes these too, "
@@ -441,6 +442,9 @@ def reference() -> str:
                      "one of Beam's pipeline options (`--runner`, `--direct_num_workers`, ...), "
                      "passed on to Beam; one that Beam does not know either is refused.",
                      [pipeline.BatchConfig]))
+    sections.append(("`python -m style_tf.app`: the web app",
+                     "`AppConfig` (style_tf/app.py). What to stylize, and how, is chosen in the page.",
+                     [app.AppConfig]))
     return flag_reference(sections)
 
 
