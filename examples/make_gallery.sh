@@ -17,3 +17,5 @@ adain --contents content/chelsea.png,content/machuPicchu.jpg --styles style/kand
 # The face pass: the astronaut's face (98 px at 512) without and with it, at full size.
 adain --contents content/astronaut.png --styles style/renoir-moulin_de_la_galette.png,style/GreatWave.png \
   --cell=512 --sweep face_size=0,480 --output gallery/sheet_adain_faces.png
+# The web app's page with a result (README), as its browser test sees it (needs /usr/bin/chromium).
+STYLE_TF_APP_SCREENSHOT="$PWD/gallery/app.png" python -m pytest -q ../tests/test_app.py -k upload_pick
