@@ -279,7 +279,8 @@ def build(config: AppConfig):
                                   label="Preserve the photo's colours")
                 face = gr.Checkbox(True, label="Face pass (adain): faces stylized again, enlarged")
                 with gr.Row(visible=False) as optimize_row:
-                    steps = gr.Slider(1, 500, 100, step=1, label="Steps per scale (optimize)")
+                    steps = gr.Slider(1, 500, 100, step=1, label="Steps per scale (optimize)",
+                                      elem_id="steps")
                     weight = gr.Number(1e-2, label="Style weight (optimize)", minimum=0)
                 with gr.Row():
                     go = gr.Button("Stylize", variant="primary", elem_id="run")
@@ -320,15 +321,18 @@ def build(config: AppConfig):
             adain = name == "adain"
             return gr.update(visible=not adain), gr.update(interactive=adain), gr.update(interactive=adain)
 
-        outputs = [result, status, line]
-        go.click(run, form, outputs, api_name="stylize", concurrency_id=_HEAVY)
-        alpha_slider.release(run, form, outputs, api_name=False, concurrency_id=_HEAVY)
         def stop_clicked(request: gr.Request):
             return studio.stop(request.session_hash)
 
+        outputs = [result, status, line]
+        # "minimal": the place in line and a timer, without the full overlay's animation, which in a
+        # browser without a GPU takes as much CPU as the engine it waits for (benchmarks/app.py).
+        heavy = dict(concurrency_id=_HEAVY, show_progress="minimal")
+        go.click(run, form, outputs, api_name="stylize", **heavy)
+        alpha_slider.release(run, form, outputs, api_name=False, **heavy)
         stop.click(stop_clicked, None, status, api_name=False, queue=False)
         webcam.stream(live_frame, [webcam, style, style2, blend, alpha_slider, colour], [live, fps],
-                      api_name=False, concurrency_id=_HEAVY, stream_every=0.2, time_limit=600)
+                      api_name=False, stream_every=0.2, time_limit=600, **heavy)
         gallery.select(pick, target, [style, style2], api_name=False, queue=False)
         method.change(engine_changed, method, [optimize_row, alpha_slider, face], api_name=False, queue=False)
     return demo.queue(default_concurrency_limit=1, max_size=config.queue_size)

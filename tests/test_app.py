@@ -225,11 +225,7 @@ def _result(page) -> np.ndarray:
 
 
 def test_in_a_browser_upload_pick_slide_run_and_a_bad_upload(page):
-    _upload(page, "content", "cat.png", PHOTO.read_bytes())
-    page.wait_for_selector("#content img")
-    size = page.locator("#size input[type=number]")
-    size.fill(str(SIZE))
-    size.press("Enter")
+    _photo_at(page, SIZE)
     page.locator("#gallery button.thumbnail-item").nth(2).click()  # Kandinsky.
     page.wait_for_function("document.querySelector('#style img').src.includes('kandinky')")
     slider = page.locator("#alpha input[type=range]")
@@ -272,18 +268,39 @@ def test_in_a_browser_an_upload_over_the_limit_is_refused(page):
     assert "Traceback" not in page.inner_text("body")
 
 
-def test_in_a_browser_optimize_shows_progress_and_stop_keeps_the_image(page):
+def _open(browser, server):
+    """A page of the app in a browser context (a session) of its own."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1050}).new_page()
+    page.goto(server.url)
+    page.wait_for_selector("#run")
+    return page
+
+
+def _photo_at(page, size: int):
     _upload(page, "content", "cat.png", PHOTO.read_bytes())
     page.wait_for_selector("#content img")
+    box = page.locator("#size input[type=number]")
+    box.fill(str(size))
+    box.press("Enter")
+
+
+def test_in_a_browser_optimize_shows_progress_queues_others_and_stop_keeps_the_image(page, browser, server):
+    _photo_at(page, SIZE)
     page.get_by_label("optimize").check()
-    size = page.locator("#size input[type=number]")
-    size.fill("64")
-    size.press("Enter")
+    steps = page.locator("#steps input[type=number]")
+    steps.fill("500")  # Enough to be running still when Stop is clicked.
+    steps.press("Enter")
     page.locator("#run").click()
     _wait_status(page, "step", timeout=90)  # A progress image, while it works.
     assert page.locator("#result img").count() == 1
+    other = _open(browser, server)  # Another visitor meanwhile: in line, told so.
+    _photo_at(other, 64)
+    other.locator("#run").click()
+    other.locator("#result", has_text=re.compile(r"queue: 1/1")).wait_for(timeout=30_000)
     page.locator("#stop").click()
     status = _wait_status(page, "stopped", timeout=60)
-    steps = int(re.search(r"after (\d+) steps", status).group(1))
-    assert 1 <= steps < 100 and page.locator("#result img").count() == 1
+    done = int(re.search(r"after (\d+) steps", status).group(1))
+    assert 1 <= done < 500 and page.locator("#result img").count() == 1
     assert "--method=optimize" in page.locator("#command textarea").input_value()
+    _wait_status(other, "done", timeout=60)  # Its turn came.
+    other.context.close()
