@@ -33,7 +33,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 # Chromium in a container without a GPU, a sandbox or the network: no first-run, sync or update
 # traffic (nothing but the app may be asked for anything).
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  # A synthetic camera (a moving pattern), allowed without asking: the live tab.
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 PHOTO = EXAMPLES / "content" / "chelsea.png"
 SCREENSHOT = os.environ.get("STYLE_TF_APP_SCREENSHOT")
 SIZE = 384 if SCREENSHOT else 128  # Output side in these tests: small, for a 2-core CPU.
@@ -197,7 +199,7 @@ def browser():
 @pytest.fixture
 def page(browser, server):
     """The app's page, loaded; every request it makes elsewhere than the app is recorded."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1050})
+    context = browser.new_context(viewport={"width": 1400, "height": 1050}, permissions=["camera"])
     page = context.new_page()
     page.elsewhere = []
     page.on("request", lambda r: None if r.url.startswith((server.url, "data:", "blob:"))
@@ -304,3 +306,15 @@ def test_in_a_browser_optimize_shows_progress_queues_others_and_stop_keeps_the_i
     assert "--method=optimize" in page.locator("#command textarea").input_value()
     _wait_status(other, "done", timeout=60)  # Its turn came.
     other.context.close()
+
+
+def test_in_a_browser_the_live_tab_stylizes_the_camera_and_shows_frames_per_second(page):
+    page.get_by_role("tab", name="Live webcam (adain)").click()
+    page.get_by_text("Click to Access Webcam").click()
+    page.locator("#webcam button[aria-label='capture photo']").click()  # Starts streaming.
+    rate = "/[0-9.]+ frames\\/s at [0-9]+x[0-9]+/"
+    page.wait_for_function(f"{rate}.test(document.querySelector('#fps textarea').value)", timeout=90_000)
+    size = re.search(r"at (\d+)x(\d+)", page.locator("#fps textarea").input_value()).groups()
+    assert max(int(v) for v in size) == 256  # --live_size's default.
+    live = _pixels(io.BytesIO(page.request.get(page.locator("#live img").first.get_attribute("src")).body()))
+    assert live.shape[:2] == (int(size[1]), int(size[0])) and live.std() > 0.02  # A stylized frame.
