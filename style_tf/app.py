@@ -14,10 +14,13 @@ page. Gradio is the `[app]` extra: without it this entry point says so in one li
 
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
 
+import atexit
 import dataclasses
 import logging as std_logging
 import os
 import queue
+import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -124,7 +127,8 @@ class Studio:
 
     def __init__(self, config: AppConfig):
         self.config = config
-        self.folder = Path(tempfile.mkdtemp(prefix="style_tf_app_"))  # Results to download.
+        self.folder = Path(tempfile.mkdtemp(prefix="style_tf_app_"))  # Results until Gradio has them.
+        atexit.register(shutil.rmtree, self.folder, ignore_errors=True)
         self.stops = {}  # Gradio session -> the `Job.stop` of its running optimisation.
         self.live_clock = {}  # Gradio session -> (time of its last live frame, frames/s).
 
@@ -138,18 +142,20 @@ class Studio:
         content = _load(config.content, config.max_dim)
         styles = [_load(s, config.engine.style_dim(config.max_dim)) for s in config.styles]
         stop = self.stops[session] = _Stop()
-        job = stylize.Job(self.folder / f"{session}.png", single=True, progress=False, stop=stop)
         start, line = time.time(), command(config)
-        try:
-            image = yield from self._stylize(config, content, styles, job, line)
-        finally:
-            stop.requested = True  # The page closed: the engine ends at its next step.
-            self.stops.pop(session, None)
-        out = self.folder / f"{session}-{int(start * 1000)}.png"
-        images.save_image(out, image, note={"command": line})
-        seconds = time.time() - start
-        said = f"stopped: the image after {stop.steps} steps" if stop.clicked else "done"
-        yield str(out), f"{said} in {seconds:.1f} s ({image.shape[1]}x{image.shape[0]} px)", line
+        # A folder per request, gone when Gradio has its copy of the result (or the page closed):
+        # the result, and what optimize leaves beside it when stopped.
+        with tempfile.TemporaryDirectory(dir=self.folder) as work:
+            job = stylize.Job(Path(work) / "stylized.png", single=True, progress=False, stop=stop)
+            try:
+                image = yield from self._stylize(config, content, styles, job, line)
+            finally:
+                stop.requested = True  # The page closed: the engine ends at its next step.
+                self.stops.pop(session, None)
+            images.save_image(job.output, image, note={"command": line})
+            said = f"stopped: the image after {stop.steps} steps" if stop.clicked else "done"
+            size = f"{image.shape[1]}x{image.shape[0]} px"
+            yield str(job.output), f"{said} in {time.time() - start:.1f} s ({size})", line
 
     def _stylize(self, config, content, styles, job, line):
         """The engine in a thread; every `progress_every` steps its image is yielded."""
@@ -198,7 +204,7 @@ class Studio:
         config = dataclasses.replace(request, content="webcam").config()
         content = images.resize(images.from_pixels(frame), max_dim=config.max_dim, upscale=False)
         styles = [_load(s, config.max_dim) for s in config.styles]
-        job = stylize.Job(self.folder / "live.png", single=True, progress=False, stop=_Stop())
+        job = stylize.Job(self.folder / "live.png", single=True, progress=False, stop=_Stop())  # Unwritten.
         image = stylize.stylize_image(config, _engine("adain", config.engine), content, styles, None, job)
         now = time.time()
         last, rate = self.live_clock.get(session, (None, 0.0))
@@ -380,6 +386,7 @@ def main(argv) -> int:
     demo = build(config)
     url = serve(demo, config)
     print(f"style_tf app: open {url} in a browser (Ctrl-C stops it)", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # Stopped as by Ctrl-C: temp files go.
     try:
         demo.block_thread()
     except KeyboardInterrupt:
