@@ -36,3 +36,5 @@ for clip in ("clips/bunny.mp4", f"{sys.argv[1]}/none.mp4", f"{sys.argv[1]}/flow.
 images.save_image("gallery/video_bunny.jpg", np.concatenate(rows, axis=0))
 EOF
 rm -r "$tmp"
+# The web app's page with a result (README), as its browser test sees it (needs /usr/bin/chromium).
+STYLE_TF_APP_SCREENSHOT="$PWD/gallery/app.png" python -m pytest -q ../tests/test_app.py -k upload_pick

@@ -19,6 +19,7 @@ import inspect
 import io
 import logging as std_logging
 import os
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -382,6 +383,19 @@ def stylize_config(flag_values, **given):
     return config_from_flags(stylize.StylizeConfig, flag_values, engine=engines[method], **given)
 
 
+def command_line(module: str, *configs) -> str:
+    """The `python -m module` command whose flags rebuild `configs`: a flag for each field that
+    is off its default (shell-quoted); what the web app shows under a result."""
+    words = ["python", "-m", module]
+    for config in configs:
+        for field in flag_fields(type(config)):
+            value = getattr(config, field.name)
+            if value != _default(field):
+                words.append(f"--{flag_name(field)}={to_text(value)}" if not isinstance(value, bool)
+                             else f"--{'' if value else 'no'}{flag_name(field)}")
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def flags_of(*configs) -> set[str]:
     return {flag_name(f) for cls in configs for f in flag_fields(cls)}
 
@@ -409,9 +423,9 @@ def flag_reference(sections: list[tuple[str, str, list]]) -> str:
 
 
 def reference() -> str:
-    """FLAGS.md: the flags of `style_tf.run` (and `sheet`), `style_tf.train`, `style_tf.distill`
-    and `style_tf.batch`."""
-    from style_tf import distill, pipeline, stylize, train
+    """FLAGS.md: the flags of `style_tf.run` (and `sheet`), `style_tf.train`, `style_tf.distill`,
+    `style_tf.batch` and `style_tf.app`."""
+    from style_tf import app, distill, pipeline, stylize, train
 
     sections = [("`python -m style_tf.run`: what to stylize and where",
                  "`StylizeConfig` (style_tf/stylize.py). `python -m style_tf.sheet` takes these too, "
@@ -431,6 +445,9 @@ def reference() -> str:
                      "one of Beam's pipeline options (`--runner`, `--direct_num_workers`, ...), "
                      "passed on to Beam; one that Beam does not know either is refused.",
                      [pipeline.BatchConfig]))
+    sections.append(("`python -m style_tf.app`: the web app",
+                     "`AppConfig` (style_tf/app.py). What to stylize, and how, is chosen in the page.",
+                     [app.AppConfig]))
     return flag_reference(sections)
 
 

@@ -91,6 +91,12 @@ def _decode(source, path, max_dim: int | None) -> np.ndarray:
     return array
 
 
+def from_pixels(pixels) -> np.ndarray:
+    """(H, W, 3) float32 in [0, 1] of 8-bit pixels handed over in memory (a browser's webcam
+    frame): (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA (composited on white) uint8."""
+    return _to_rgb(Image.fromarray(np.asarray(pixels, np.uint8)))
+
+
 def _to_rgb(img: Image.Image) -> np.ndarray:
     """Converts an opened PIL image of any mode to (H, W, 3) float32 in [0, 1]."""
     if img.mode == "P":

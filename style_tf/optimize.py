@@ -474,6 +474,8 @@ class Engine:
             if c.save_every and step.total_step % c.save_every == 0:
                 images.save_image(_sibling(out, f"_{step.total_step:05d}"), step.image())
                 save_resume(state, key, step.resume())
+            if job.on_step is not None:
+                job.on_step(step)
             if job.stop.requested:
                 save_resume(state, key, step.resume())
                 logging.warning("interrupted at step %d: saved the current image and %s "

@@ -25,6 +25,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from absl import logging
@@ -100,6 +101,7 @@ class Job:
     progress: bool  # Show a progress bar.
     stop: "_Interrupt"  # `stop.requested` turns True on Ctrl-C/SIGTERM: return the image so far.
     clip: video.ClipFrame | None = None  # For a frame of a clip: its place and the previous result.
+    on_step: Callable | None = None  # Called with each `optimize.Step` (the web app's live progress).
 
 
 @dataclasses.dataclass
@@ -233,7 +235,7 @@ def stylize(config: StylizeConfig) -> Result:
                 content = loaded.pop(content_path, None)
                 if content is None:
                     content = _load_content(content_path, config.max_dim)
-                image = _stylize_one(config, engine, content, styles, masks, job)
+                image = stylize_image(config, engine, content, styles, masks, job)
             except StyleError as e:
                 last = getattr(e, "image", None)  # NonFiniteLoss: the last finite image, if any.
                 if single and last is None:
@@ -256,8 +258,23 @@ def stylize(config: StylizeConfig) -> Result:
     return result
 
 
-def _stylize_one(config: StylizeConfig, engine, content, styles, masks, job: Job) -> np.ndarray:
-    """One content image through the engine, with the colour options around it."""
+def stylize_image(config: StylizeConfig, engine, content: np.ndarray, styles: list[np.ndarray],
+                  masks: list[np.ndarray] | None, job: Job) -> np.ndarray:
+    """One content image through the engine, with the colour options around it.
+
+    `stylize()` calls it for each file; the web app calls it with the images it was sent.
+
+    Args:
+      config: the settings (`content`, `styles` and `output` are not read here).
+      engine: `ENGINES[config.method](config.engine)`.
+      content: (H, W, 3) in [0, 1], at the size wanted.
+      styles: (h, w, 3) style images, loaded at `config.engine.style_dim(...)`.
+      masks: (h, w) masks, one per style, or None.
+      job: where the result goes and whether to stop.
+
+    Returns:
+      (H, W, 3) float32 in [0, 1].
+    """
     if min(content.shape[:2]) < MIN_USEFUL_SIDE:
         logging.warning("%s: only %dx%d px, too small to show a style; stylized anyway",
                         job.output, content.shape[1], content.shape[0])
@@ -308,7 +325,7 @@ def _stylize_clip(config: StylizeConfig, engine, path: Path, styles, masks, job:
                 prior = track.prior(frame.image) if config.temporal == "flow" else None
                 clip = video.ClipFrame(index, config.temporal == "flow", prior, state)
                 frame_job = dataclasses.replace(job, single=False, progress=False, clip=clip)
-                image = _stylize_one(config, engine, frame.image, styles, masks, frame_job)
+                image = stylize_image(config, engine, frame.image, styles, masks, frame_job)
                 if job.stop.requested:  # The frame may be unfinished (optimize): left out.
                     break
             writer.write(image, frame.time)

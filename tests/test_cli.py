@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from absl import flags
 
-from style_tf import cli, pipeline, sheet, stylize, train
+from style_tf import app, cli, pipeline, sheet, stylize, train
 from style_tf.errors import StyleError
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = [stylize.StylizeConfig, *(e.Config for e in stylize.ENGINES.values()), train.TrainConfig,
-           pipeline.BatchConfig]
+           pipeline.BatchConfig, app.AppConfig]
 
 
 def fresh_flags(*configs, argv=(), **kw):
