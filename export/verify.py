@@ -4,6 +4,7 @@
     python -m export.verify --model_dir models --variants int8  # the shipped pair
     python -m export.verify --photos photos/ --styles a.jpg,b.jpg
     python -m export.verify --method mobile --model_dir models --variants int8  # the student's
+    python -m export.verify --method adain,mobile --model_dir models --variants int8 --photos P --styles S
 
 For each variant: file sizes, median latency of predict and transform (LiteRT, 2 threads,
 XNNPACK), PSNR of the stylized output against the Keras network on the same inputs, and the
@@ -11,7 +12,8 @@ AdaIN style distance of the output, on the `--photos` and `--styles` given (pair
 best ones int8 calibration did not see, which by default are all but examples/). Without them
 it measures seeded synthetic images and says so: the PSNR bars still apply, but the figures
 are not comparable with those of benchmarks/RESULTS.md. Exit status 1 if a variant falls below
-its PSNR bar.
+its PSNR bar. Several `--method`s are measured one after the other in one run, on the same
+images, and the last ones' latency and style distance are given as ratios of the first's.
 """
 
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
@@ -161,7 +163,7 @@ def table(rows: list[dict]) -> str:
 def _define_flags() -> None:
     flags.DEFINE_string("model_dir", DEFAULT_OUTPUT_DIR, "Folder of .tflite files (default: where "
                         "export.tflite writes; `models` with --variants int8: the shipped pair).")
-    flags.DEFINE_enum("method", "adain", ["adain", "mobile"], "The network the models came from.")
+    flags.DEFINE_list("method", ["adain"], "The network(s) the models came from: adain, mobile.")
     flags.DEFINE_string("decoder_weights", None, "Decoder the models were exported from (default bundled).")
     flags.DEFINE_string("student_weights", None, "Student the models were exported from (default bundled).")
     flags.DEFINE_list("variants", list(sig.VARIANTS), "Variants to check.")
@@ -178,13 +180,25 @@ def main(argv) -> int:
     f = flags.FLAGS
     photos = expand(f.photos) if f.photos else []
     styles = expand(f.styles) if f.styles else []
-    weights = f.student_weights if f.method == "mobile" else f.decoder_weights
-    rows, measured = verify(f.model_dir, weights, f.variants, f.repeats, f.threads, photos, styles,
-                            f.method)
-    print(measured)
-    print(table(rows))
-    return 0 if all(r["ok"] for r in rows) else 1
-
+    for method in f.method:
+        if method not in sig.PREFIX:
+            raise StyleError(f"--method: unknown network {method!r} (use {', '.join(sig.PREFIX)})")
+    results = {}
+    for method in f.method:
+        weights = f.student_weights if method == "mobile" else f.decoder_weights
+        rows, measured = verify(f.model_dir, weights, f.variants, f.repeats, f.threads, photos, styles,
+                                method)
+        results[method] = rows
+        print(f"{method}: {measured}")
+        print(table(rows))
+    first, *others = f.method
+    for method in others:
+        for a, b in zip(results[first], results[method]):
+            ratio = {k: b[k] / a[k] for k in ("mb", "predict_ms", "transform_ms", "style_distance")}
+            print(f"{method} / {first}, {a['variant']}: size {ratio['mb']:.3f}, predict "
+                  f"{ratio['predict_ms']:.3f}, transform {ratio['transform_ms']:.3f}, "
+                  f"style distance {ratio['style_distance']:.3f}")
+    return 0 if all(r["ok"] for rows in results.values() for r in rows) else 1
 
 if __name__ == "__main__":
     cli.run(main, _define_flags)

@@ -187,7 +187,16 @@ def flag_fields(cls) -> list[dataclasses.Field]:
 
 @functools.cache
 def field_help(cls) -> dict[str, str]:
-    """{field name: its comment}: the comment after each field, with comment lines under it."""
+    """{field name: its comment}: the comment after each field, with comment lines under it
+    (fields of dataclass bases too)."""
+    out = {}
+    for base in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(base):
+            out.update(_own_field_help(base))
+    return out
+
+
+def _own_field_help(cls) -> dict[str, str]:
     source = textwrap.dedent(inspect.getsource(cls))
     comments = {t.start[0]: t.string.lstrip("# ").strip()
                 for t in tokenize.generate_tokens(io.StringIO(source).readline)

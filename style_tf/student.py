@@ -13,8 +13,6 @@ distillation (`distill.py`). Written with Keras layers and `keras.ops`: it train
 
 import dataclasses
 import functools
-import hashlib
-import typing
 from pathlib import Path
 
 import keras
@@ -130,31 +128,13 @@ def load(weights: str = "bundled", dtype: str | None = None) -> tuple[keras.Mode
 
 
 @dataclasses.dataclass(frozen=True)
-class MobileConfig:
-    """Settings of the phone-class engine (`--method=mobile`)."""
+class MobileConfig(stylizer.NetworkConfig):
+    """Settings of the phone-class engine (`--method=mobile`): adain's, the weights the student's."""
 
-    STYLE_MEASURE: typing.ClassVar[str] = "meanstd_relative"  # metrics.Report field it minimises.
-
-    alpha: float = 1.0  # Content-style trade-off: 0 = the photo's own features decoded, 1 = full style.
     student_weights: str = "bundled"  # "bundled" (models/student.weights.h5) or a .weights.h5 file.
-    precision: str = "auto"  # Network arithmetic: "auto", "bfloat16" or "float32" (as adain's).
-    face_size: int = 480  # Faces smaller than 0.8x this (px) are stylized again, enlarged; 0 = off.
 
-    def __post_init__(self):
-        if not 0.0 <= self.alpha <= 1.0:
-            raise StyleError(f"alpha must be in 0..1, got {self.alpha}")
-        if self.face_size < 0:
-            raise StyleError(f"face_size must be >= 0, got {self.face_size}")
-        vgg.dtype_policy(self.precision)
-
-    def style_dim(self, max_dim: int) -> int:
-        """Longest side to load style images at for outputs of `max_dim`."""
-        return max_dim
-
-    def fingerprint(self) -> str:
-        """The settings, the weights file's contents and the precision "auto" chose."""
-        digest = hashlib.sha256(weights_path(self.student_weights).read_bytes()).hexdigest()
-        return f"{self!r} student={digest} dtype={vgg.dtype_policy(self.precision)}"
+    def weights_file(self) -> Path:
+        return weights_path(self.student_weights)
 
 
 class Engine(stylizer.Engine):

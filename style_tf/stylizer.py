@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import typing
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -39,13 +40,12 @@ CLIP_STATS_SHARE = 1 / 25
 
 
 @dataclasses.dataclass(frozen=True)
-class AdainConfig:
-    """Settings of the AdaIN engine."""
+class NetworkConfig:
+    """Settings shared by the engines of one network pass (adain, and mobile in student.py)."""
 
     STYLE_MEASURE: typing.ClassVar[str] = "meanstd_relative"  # metrics.Report field it minimises.
 
     alpha: float = 1.0  # Content-style trade-off: 0 = the photo's own features decoded, 1 = full style.
-    decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a .weights.h5 file.
     precision: str = "auto"  # Network arithmetic: "auto" (bfloat16 where the CPU computes it natively:
     # AMX or AVX512-BF16; float32 elsewhere, where bfloat16 is emulated and slower), "bfloat16", "float32".
     face_size: int = 480  # Faces found smaller than 0.8x this (px) are stylized again, enlarged to it
@@ -67,11 +67,25 @@ class AdainConfig:
         """Longest side to load style images at for outputs of `max_dim`."""
         return max_dim
 
+    def weights_file(self) -> Path:
+        """The network's weights file."""
+        raise NotImplementedError
+
     def fingerprint(self) -> str:
-        """Identifies this engine's results: the settings, the decoder file's contents and the
+        """Identifies this engine's results: the settings, the weights file's contents and the
         precision "auto" chose on this machine."""
-        decoder = hashlib.sha256(decoder_path(self.decoder_weights).read_bytes()).hexdigest()
-        return f"{self!r} decoder={decoder} dtype={vgg.dtype_policy(self.precision)}"
+        digest = hashlib.sha256(self.weights_file().read_bytes()).hexdigest()
+        return f"{self!r} weights={digest} dtype={vgg.dtype_policy(self.precision)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class AdainConfig(NetworkConfig):
+    """Settings of the AdaIN engine."""
+
+    decoder_weights: str = "bundled"  # "bundled" (models/adain_decoder.weights.h5) or a .weights.h5 file.
+
+    def weights_file(self) -> Path:
+        return decoder_path(self.decoder_weights)
 
 
 class Engine:

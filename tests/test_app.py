@@ -248,8 +248,8 @@ def test_in_a_browser_upload_pick_slide_run_and_a_bad_upload(page):
     assert "--style=examples/style/kandinky.png" in line  # A bundled painting as a checkout spells it.
     shown = page.locator("#result img").first.get_attribute("src")
     box = page.locator("#alpha input[type=number]")
-    box.fill("1")  # Typed: the result follows too.
-    box.press("Enter")
+    box.fill("1")  # Typed, and the box left: the result follows too.
+    box.press("Tab")
     page.wait_for_function(f"document.querySelector('#result img').src != {shown!r}", timeout=60_000)
     assert np.abs(_result(page) - first).mean() > 0.01  # Full style now.
     assert "--alpha" not in page.locator("#command textarea").input_value()  # 1 is run's default.
@@ -289,7 +289,7 @@ def _photo_at(page, size: int):
     _upload(page, "content", "cat.png", PHOTO.read_bytes())
     box = page.locator("#size input[type=number]")
     box.fill(str(size))
-    box.press("Enter")
+    box.press("Tab")
 
 
 def test_in_a_browser_optimize_shows_progress_queues_others_and_stop_keeps_the_image(page, browser, server):
