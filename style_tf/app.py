@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags, logging
 
-from style_tf import images, paths, stylize
+from style_tf import images, paths, stylize, stylizer
 from style_tf.errors import StyleError, user_errors_exit_2
 
 # No call home: Gradio's usage analytics off before it is imported (the page works offline).
@@ -85,7 +85,7 @@ class Request:
         if not self.style:
             raise StyleError("choose a painting first (click one of the gallery, or upload one)")
         engine = stylize.ENGINES[self.method].Config
-        if self.method == "adain":
+        if one_pass(self.method):
             settings = dict(alpha=self.alpha, face_size=engine().face_size if self.face else 0)
         else:
             settings = dict(steps=int(self.steps), style_weight=self.style_weight)
@@ -95,6 +95,11 @@ class Request:
         return stylize.StylizeConfig(content=self.content, styles=styles, style_weights=weights,
                                      method=self.method, max_dim=int(self.max_dim),
                                      preserve_color=self.preserve_color, engine=engine(**settings))
+
+
+def one_pass(method: str) -> bool:
+    """Whether `method` is a network's single pass (adain, mobile), with alpha and the face pass."""
+    return issubclass(stylize.ENGINES[method].Config, stylizer.NetworkConfig)
 
 
 def command(config: stylize.StylizeConfig) -> str:
@@ -160,7 +165,7 @@ class Studio:
     def _stylize(self, config, content, styles, job, line):
         """The engine in a thread; every `progress_every` steps its image is yielded."""
         engine = _engine(config.method, config.engine)
-        if config.method == "adain":  # One pass: nothing to show on the way.
+        if one_pass(config.method):  # Nothing to show on the way.
             return stylize.stylize_image(config, engine, content, styles, None, job)
         shown, done, result = queue.Queue(), threading.Event(), {}
         every = self.config.progress_every
@@ -301,7 +306,7 @@ def build(config: AppConfig):
         def run(content, style, style2, blend, method, alpha, max_dim, preserve_color, face, steps,
                 style_weight, request: gr.Request, event: gr.EventData):  # Named as `Request`'s fields
             # (the API's parameter names).
-            if event.target is alpha_slider and (method != "adain" or not content):
+            if event.target is alpha_slider and (not one_pass(method) or not content):
                 yield gr.skip(), gr.skip(), gr.skip()  # The slider follows adain; optimize waits for a click.
                 return
             asked = Request(content, style, style2, blend, method, alpha, max_dim, preserve_color, face,
@@ -324,8 +329,9 @@ def build(config: AppConfig):
             return (chosen, gr.skip()) if which == "painting" else (gr.skip(), chosen)
 
         def engine_changed(name):
-            adain = name == "adain"
-            return gr.update(visible=not adain), gr.update(interactive=adain), gr.update(interactive=adain)
+            network = one_pass(name)  # Alpha and the face pass; optimize's steps and weight otherwise.
+            return (gr.update(visible=not network), gr.update(interactive=network),
+                    gr.update(interactive=network))
 
         def stop_clicked(request: gr.Request):
             return studio.stop(request.session_hash)

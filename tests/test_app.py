@@ -53,7 +53,8 @@ def request(**changed) -> app.Request:
     dict(alpha=0.25, face=False, preserve_color="luminance", style2=str(EXAMPLES / "style" / "GreatWave.png"),
          blend=0.25),
     dict(method="optimize", steps=7, style_weight=0.5, max_dim=256),
-], ids=["adain", "adain-blend", "optimize"])
+    dict(method="mobile", alpha=0.5, face=False),
+], ids=["adain", "adain-blend", "optimize", "mobile"])
 def test_the_command_shown_rebuilds_the_same_settings(changed, tmp_path):
     upload = tmp_path / "gradio" / "cat.png"  # Gradio keeps an upload's name in a folder of its own.
     upload.parent.mkdir()
