@@ -35,8 +35,10 @@ from style_tf.errors import StyleError
 # photographic beside the painted rest (benchmarks/RESULTS.md, "Face pass").
 MAX_FACE_SCALE = 3.0
 # A clip's content statistics are a running average: a frame's own count this much at least
-# (the first frames average equally), about the last second at 25 frames/s.
-CLIP_STATS_SHARE = 1 / 25
+# (the first frames average equally), about the last five frames. A longer memory (1/25) kept
+# the statistics of a scene the camera had left, and its style came out weaker
+# (benchmarks/RESULTS.md, "Video").
+CLIP_STATS_SHARE = 0.2
 
 
 @dataclasses.dataclass(frozen=True)

@@ -499,8 +499,27 @@ class Track:
         self.frame, self.result = frame, result
 
 
+# The bands (Gaussian sigmas, px) whose texture energy `blend` gives back: the decoder's strokes.
+DETAIL_SIGMAS = (1.0, 2.0, 4.0)
+
+
 def blend(image: np.ndarray, prior: Prior, strength: float) -> np.ndarray:
     """`image` moved toward the warped previous result by `strength` (0..1) where the flow is
-    reliable: (H, W, 3) float32."""
+    reliable, with the fine detail's contrast of `image` kept: (H, W, 3) float32.
+
+    Averaging two frames' brushwork (and a frame's with every earlier one, since the previous
+    result was blended too) washes it out; each band of `DETAIL_SIGMAS` of the blend is scaled,
+    per channel, to the energy that band has in `image`, so the texture keeps its strength
+    while following the previous frame's placement (benchmarks/RESULTS.md, "Video")."""
     weight = strength * prior.mask[..., None]  # (H, W, 1)
-    return (image + weight * (prior.warped - image)).astype(np.float32)
+    mixed = (image + weight * (prior.warped - image)).astype(np.float32)
+    image = image.astype(np.float32)
+    out, rest, rest_image = 0.0, mixed, image
+    for sigma in DETAIL_SIGMAS:
+        low = cv2.GaussianBlur(mixed, (0, 0), sigma)
+        low_image = cv2.GaussianBlur(image, (0, 0), sigma)
+        band, band_image = rest - low, rest_image - low_image
+        gain = band_image.std(axis=(0, 1)) / np.maximum(band.std(axis=(0, 1)), 1e-6)
+        out = out + band * gain
+        rest, rest_image = low, low_image
+    return np.clip(rest + out, 0.0, 1.0).astype(np.float32)
