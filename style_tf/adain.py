@@ -103,25 +103,26 @@ def encoder(weights: str | None = "bundled", dtype: str | None = None,
                              scale={n: 1.0 / FEATURE_SCALE[n] for n in layers})
 
 
-def decoder(dtype: str | None = None) -> keras.Model:
+def decoder(dtype: str | None = None, width: int = 1, name: str = "adain_decoder") -> keras.Model:
     """The mirror of the encoder: (B, H/8, W/8, 512) normalised features -> (B, H, W, 3) RGB
-    (unclipped).
+    (unclipped); with `width` > 1 every layer but the last has 1/width of the channels (the
+    student's).
 
     Nearest-neighbour upsampling, no normalisation, zero ("same") padding: in TFLite,
     reflection padding (MIRROR_PAD) is slow on phone-class CPUs, and a decoder trained with
     zero padding learns its borders.
     """
-    inputs = keras.Input((None, None, CHANNELS), name="features")
+    inputs = keras.Input((None, None, CHANNELS // width), name="features")
     x = inputs
     for i, (filters, upsample) in enumerate(DECODER_PLAN, start=1):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+        x = keras.layers.Conv2D(filters // width, 3, padding="same", activation="relu",
                                 name=f"decoder_conv{i}", dtype=dtype)(x)
         if upsample:
             x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"decoder_up{i}",
                                           dtype=dtype)(x)
     x = keras.layers.Conv2D(3, 3, padding="same", name="decoder_rgb", dtype=dtype)(x)
     outputs = keras.layers.Activation("linear", dtype="float32", name="rgb")(x)
-    return keras.Model(inputs, outputs, name="adain_decoder")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def load_decoder(path, dtype: str | None = None) -> keras.Model:

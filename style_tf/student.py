@@ -45,17 +45,7 @@ def encoder(dtype: str | None = None) -> keras.Model:
 
 def decoder(dtype: str | None = None) -> keras.Model:
     """(B, H/8, W/8, CHANNELS) -> (B, H, W, 3) RGB (unclipped): adain.DECODER_PLAN at 1/WIDTH."""
-    inputs = keras.Input((None, None, CHANNELS), name="features")
-    x = inputs
-    for i, (filters, upsample) in enumerate(adain.DECODER_PLAN, start=1):
-        x = keras.layers.Conv2D(filters // WIDTH, 3, padding="same", activation="relu",
-                                name=f"decoder_conv{i}", dtype=dtype)(x)
-        if upsample:
-            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"decoder_up{i}",
-                                          dtype=dtype)(x)
-    x = keras.layers.Conv2D(3, 3, padding="same", name="decoder_rgb", dtype=dtype)(x)
-    outputs = keras.layers.Activation("linear", dtype="float32", name="rgb")(x)
-    return keras.Model(inputs, outputs, name="student_decoder")
+    return adain.decoder(dtype, WIDTH, "student_decoder")
 
 
 def network(dtype: str | None = None) -> keras.Model:
