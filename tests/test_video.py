@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import av
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -167,6 +168,22 @@ def test_warping_error_is_small_for_a_steady_clip_large_for_flicker():
     assert metrics.warping_error(frames, flicker) > 5 * steady
     assert metrics.warping_error(frames, pumping) > 5 * steady
     assert np.isnan(metrics.warping_error(frames[:1], frames[:1]))
+
+
+def test_blend_follows_the_previous_frame_without_washing_out_its_texture():
+    rng = np.random.default_rng(0)
+    smooth = np.linspace(0.3, 0.7, 96, dtype=np.float32)[None, :, None] * np.ones((64, 96, 3), np.float32)
+    new, old = (np.clip(smooth + rng.normal(0, 0.1, smooth.shape), 0, 1).astype(np.float32) for _ in range(2))
+    prior = video.Prior(old, np.ones((64, 96), np.float32))
+    out = video.blend(new, prior, 0.5)
+    detail = lambda x: x - cv2.GaussianBlur(x, (0, 0), 4.0)  # noqa: E731
+    plain = new + 0.5 * (old - new)  # The average alone: its texture about 0.7x as strong.
+    assert detail(plain).std() < 0.75 * detail(new).std()
+    assert detail(out).std() == pytest.approx(detail(new).std(), rel=0.05)  # Kept.
+    assert np.corrcoef(detail(out).ravel(), detail(old).ravel())[0, 1] > 0.6  # Half of it the old.
+    assert np.abs(cv2.GaussianBlur(out - smooth, (0, 0), 8.0)).max() < 0.03  # Same picture.
+    unsure = video.Prior(old, np.zeros((64, 96), np.float32))
+    np.testing.assert_allclose(video.blend(new, unsure, 0.5), new, atol=1e-5)  # No flow: the new frame.
 
 
 # --- stylize() on clips ---------------------------------------------------------------------
