@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags, logging
 
-from style_tf import images, paths, stylize, stylizer
+from style_tf import images, paths, student, stylize, stylizer
 from style_tf.errors import StyleError, user_errors_exit_2
 
 # No call home: Gradio's usage analytics off before it is imported (the page works offline).
@@ -281,7 +281,9 @@ def build(config: AppConfig):
                 target = gr.Radio(["painting", "second painting"], value="painting", label="A click sets")
                 blend = gr.Slider(0, 1, 0.5, step=0.05, label="Blend: share of the second painting")
             with gr.Column():
-                method = gr.Radio(list(stylize.ENGINES), value="adain", label="Engine (optimize: minutes)")
+                # mobile is offered once a student is bundled.
+                methods = [m for m in stylize.ENGINES if m != "mobile" or student.bundled()]
+                method = gr.Radio(methods, value="adain", label="Engine (optimize: minutes)")
                 alpha_slider = gr.Slider(0, 1, 1, step=0.05, label="Alpha: style strength (adain)",
                                          elem_id="alpha")
                 size = gr.Slider(64, config.max_size, min(512, config.max_size), step=32,

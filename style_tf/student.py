@@ -96,9 +96,19 @@ def weights_path(weights: str = "bundled"):
     from style_tf.paths import models_dir
 
     path = models_dir() / WEIGHTS_FILE if weights == "bundled" else Path(weights)
+    if weights == "bundled" and not path.is_file():
+        raise StyleError(f"{path}: no student is bundled yet; train one (python -m style_tf.distill, "
+                         "BUILD.md) and pass --student_weights")
     if not path.is_file():
         raise StyleError(f"{path}: student weights not found")
     return path
+
+
+def bundled() -> bool:
+    """Whether this installation has a student (models/student.weights.h5)."""
+    from style_tf.paths import models_dir
+
+    return (models_dir() / WEIGHTS_FILE).is_file()
 
 
 def load(weights: str = "bundled", dtype: str | None = None) -> tuple[keras.Model, keras.Model]:
