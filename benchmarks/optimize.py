@@ -1,6 +1,7 @@
 """Optimize engine against the TensorFlow tutorial's loop, side by side in one process.
 
     python -m benchmarks.optimize [--data data/heldout] [--tutorial_steps 1000] [--max_dim 512]
+    python -m benchmarks.optimize --pairs 6 [--data data/heldout]   # over pairs not tuned on
 
 On one held-out photo and painting (not in the repository: `--data`, benchmarks/heldout.py;
 `--content` and `--style` take other files), the style scaled to the content's longest side
@@ -12,6 +13,12 @@ as both loops see it:
   4. ms per loss-and-gradient evaluation of the engine with and without XLA (`jit_compile`).
 Both use the same loss (the tutorial's layers, weights and normalisation). Prints tables
 with the ratios; the targets are time-to-loss <= 1/8 and Adam step <= 0.7x.
+
+With `--pairs N`: 1 and 2 on each of N held-out pairs other than the one the defaults were
+tuned on (benchmarks.quality's pairs, in order), the tutorial loop and the engine side by side
+on each; a row per pair (time-to-loss ratio, the engine's full-size steps and loss-and-gradient
+evaluations, the float32 check of its image), then the median and the worst ratio. Targets:
+median <= 1/8, worst <= 1/4, every pair reaching the loss (float32 check within 1%).
 
 Results, dated and with the machine: benchmarks/RESULTS.md, "Optimize engine".
 """
@@ -28,6 +35,7 @@ import tensorflow as tf
 from absl import flags
 
 from benchmarks import heldout
+from benchmarks.quality import heldout_pairs
 from style_tf import images, optimize
 from style_tf.errors import user_errors_exit_2
 
@@ -43,6 +51,8 @@ def _define_flags() -> None:
     flags.DEFINE_integer("tutorial_steps", 1000, "Steps of the tutorial loop (1000 in the tutorial).")
     flags.DEFINE_integer("max_dim", 512, "Longest side.")
     flags.DEFINE_integer("timing_steps", 10, "Adam steps timed per side for ms/step.")
+    flags.DEFINE_integer("pairs", 0, "Held-out pairs to measure time-to-loss on (0: the tuned pair, "
+                         "with the step timings).")
 
 
 def tutorial_gram(features, mask=None):
@@ -82,10 +92,28 @@ def tutorial_loop(content, style, steps):
     return log[-1][1], log[-1][0], log
 
 
+class Counted:
+    """Counts the engine's loss-and-gradient evaluations while it is entered."""
+
+    def __enter__(self):
+        self.calls, self.original = 0, optimize.Problem.value_and_grad
+
+        def counted(problem, image):
+            self.calls += 1
+            return self.original(problem, image)
+
+        optimize.Problem.value_and_grad = counted
+        return self
+
+    def __exit__(self, *exc):
+        optimize.Problem.value_and_grad = self.original
+
+
 def engine_to_loss(content, style, target):
     """Engine defaults: the coarse scales as configured, then the final scale until loss <= target.
 
-    Returns (seconds to target or inf, steps, final image)."""
+    Returns (seconds to target or inf, steps, final image, full-size steps, full-size
+    loss-and-gradient evaluations)."""
     defaults = optimize.OptimizeConfig()
     dim = max(content.shape[:2])
     model = optimize.feature_model_for(defaults)
@@ -102,10 +130,11 @@ def engine_to_loss(content, style, target):
         return step.loss <= target
 
     final = dataclasses.replace(defaults, scales=(), steps=20 * defaults.steps)
-    image = optimize.optimize(content, [style], final, dim, model=model, init_image=coarse,
-                              callback=callback)
+    with Counted() as evaluations:
+        image = optimize.optimize(content, [style], final, dim, model=model, init_image=coarse,
+                                  callback=callback)
     reached = fp32_loss(content, style, image) <= target * 1.01
-    return (log[-1] if reached else float("inf")), steps + len(log), image
+    return (log[-1] if reached else float("inf")), steps + len(log), image, len(log), evaluations.calls
 
 
 def fp32_loss(content, style, image):
@@ -146,19 +175,47 @@ def eval_ms(problem, content, jit, steps):
     return 1000 * float(np.median(times))
 
 
+def load_pair(content_path, style_path, max_dim: int):
+    """The content at `max_dim` and the style at the content's longest side, as both loops see them."""
+    content = images.load_image(content_path, max_dim=max_dim)
+    style = optimize.style_at(images.load_image(style_path), content.shape[:2], optimize.OptimizeConfig())
+    return content, style
+
+
+def over_pairs(f) -> None:
+    """Time-to-loss on `f.pairs` held-out pairs other than the tuned one, a row each."""
+    tuned = (Path(CONTENT).name, Path(STYLE).name)
+    pairs = [(c, s) for c, s in heldout_pairs(f.pairs + 1, f.data) if (c.name, s.name) != tuned][:f.pairs]
+    print(f"| pair | size | tutorial ({f.tutorial_steps} Adam steps) | engine | ratio | full-size steps, "
+          "evaluations | float32 loss / tutorial's |\n|---|---|---|---|---|---|---|", flush=True)
+    ratios = []
+    for content_path, style_path in pairs:
+        content, style = load_pair(content_path, style_path, f.max_dim)
+        target, tutorial_s, _ = tutorial_loop(content, style, f.tutorial_steps)
+        ours_s, _, image, steps, evaluations = engine_to_loss(content, style, target)
+        check = fp32_loss(content, style, image) / target
+        ratios.append(ours_s / tutorial_s)
+        print(f"| {content_path.name} x {style_path.name} | {content.shape[1]}x{content.shape[0]} | "
+              f"{tutorial_s:.1f} s | {ours_s:.1f} s | {ratios[-1]:.3f} | {steps}, {evaluations} | "
+              f"{check:.4f} |", flush=True)
+    print(f"\nmedian ratio {np.median(ratios):.3f} (target <= 0.125), worst {max(ratios):.3f} "
+          f"(target <= 0.25); inf: the loss was not reached")
+
+
 @user_errors_exit_2
 def main(argv) -> int:
     del argv
     f = flags.FLAGS
+    if f.pairs:
+        over_pairs(f)
+        return 0
     content_path = f.content or heldout.path(f.data, CONTENT)
     style_path = f.style or heldout.path(f.data, STYLE)
-    content = images.load_image(content_path, max_dim=f.max_dim)
-    # Longest side that of the content, as the engine and the tutorial both scale it.
-    style = optimize.style_at(images.load_image(style_path), content.shape[:2], optimize.OptimizeConfig())
+    content, style = load_pair(content_path, style_path, f.max_dim)
     print(f"content {Path(content_path).name} {content.shape[1]}x{content.shape[0]}, "
           f"style {Path(style_path).name}")
     target, tutorial_s, _ = tutorial_loop(content, style, f.tutorial_steps)
-    ours_s, our_steps, image = engine_to_loss(content, style, target)
+    ours_s, our_steps, image, _, _ = engine_to_loss(content, style, target)
     check = fp32_loss(content, style, image)
     # Interleave the two step timings so machine noise hits both.
     ours = optimize.OptimizeConfig(optimizer="adam", scales=())
