@@ -131,13 +131,17 @@ def load_decoder(path, dtype: str | None = None) -> keras.Model:
     Raises:
       StyleError: the file is missing or does not hold this decoder's weights.
     """
-    path = decoder_path(str(path))
-    model = decoder(dtype)
+    return load_weights(decoder(dtype), decoder_path(str(path)), "AdaIN decoder")
+
+
+def load_weights(model: keras.Model, path, what: str) -> keras.Model:
+    """`model` with its weights read from `path`; StyleError "not <what> weights (...)" if the
+    file does not hold them."""
     try:
         model.load_weights(path)
     except (ValueError, OSError, KeyError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StyleError(f"{path}: not AdaIN decoder weights ({first})") from None
+        raise StyleError(f"{path}: not {what} weights ({first})") from None
     return model
 
 

@@ -117,14 +117,7 @@ def load(weights: str = "bundled", dtype: str | None = None) -> tuple[keras.Mode
     Raises:
       StyleError: the file is missing or does not hold this network's weights.
     """
-    path = weights_path(weights)
-    model = network(dtype)
-    try:
-        model.load_weights(path)
-    except (ValueError, OSError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StyleError(f"{path}: not student network weights ({first})") from None
-    return parts(model)
+    return parts(adain.load_weights(network(dtype), weights_path(weights), "student network"))
 
 
 @dataclasses.dataclass(frozen=True)
