@@ -33,7 +33,7 @@ from keras import ops
 from PIL import Image
 from tqdm import tqdm
 
-from style_tf import adain, student
+from style_tf import adain, losses, student
 from style_tf.errors import StyleError, user_errors_exit_2
 
 SOURCE_SIDE = 288  # Shorter side of the pack's photos and artworks (training crops are cut from them).
@@ -60,14 +60,18 @@ class DistillConfig:
     lr_decay: float = 2e-4  # The decay of learning_rate per step.
     pixel_weight: float = 1.0  # L1 between the student's and the teacher's pixels.
     edge_weight: float = 1.0  # L1 between their horizontal and vertical pixel differences.
+    feature_weight: float = 0.0  # Squared error of the teacher encoder's block4_conv1 features of the
+    # student's result against those of the teacher's (0: off).
+    style_weight: float = 0.0  # Mean/std distance of the teacher encoder's features (block1..4) of the
+    # student's result against the teacher's (adain's style loss; 0: off).
     targets: str = "pack"  # "pack" (the teacher's stored results) or "teacher" (it stylizes each batch).
     seed: int = 0  # Seed of the pack's pairs and crops and of the training order.
 
     def __post_init__(self):
         if self.targets not in ("pack", "teacher"):
             raise StyleError(f"unknown targets {self.targets!r} (use pack or teacher)")
-        if not (self.pixel_weight or self.edge_weight):
-            raise StyleError("pixel_weight and edge_weight are both 0")
+        if not (self.pixel_weight or self.edge_weight or self.feature_weight or self.style_weight):
+            raise StyleError("every loss weight is 0")
         for name in ("pairs", "steps", "steps_per_epoch", "batch_size"):
             if getattr(self, name) < 1:
                 raise StyleError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -287,6 +291,9 @@ class Objective:
 
     def __init__(self, config: DistillConfig):
         self.config = config
+        # The teacher's frozen encoder, for the feature terms: a pixel error alone is met by the
+        # average of the brushwork a result could have, a blur (RESULTS.md, "Student").
+        self.encoder = adain.encoder() if config.feature_weight or config.style_weight else None
 
     def __call__(self, target, stylized):
         c = self.config
@@ -296,6 +303,14 @@ class Objective:
             dy = lambda x: x[:, 1:] - x[:, :-1]  # noqa: E731
             total += c.edge_weight * (ops.mean(ops.abs(dx(stylized) - dx(target)))
                                       + ops.mean(ops.abs(dy(stylized) - dy(target))))
+        if self.encoder is not None:
+            ours, theirs = self.encoder(stylized), self.encoder(target)
+            theirs = {k: ops.stop_gradient(v) for k, v in theirs.items()}
+            if c.feature_weight:
+                gap = ours[adain.BOTTLENECK] - theirs[adain.BOTTLENECK]
+                total += c.feature_weight * ops.mean(ops.square(gap))
+            if c.style_weight:
+                total += c.style_weight * losses.mean_std_loss(ours, theirs)[0]
         return total
 
 

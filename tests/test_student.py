@@ -135,11 +135,25 @@ def test_distillation_fits_the_teacher_on_a_batch(photos_and_paintings, tmp_path
     assert losses[-1] < 0.6 * losses[0], losses
 
 
+def test_feature_terms_are_zero_on_the_target_and_see_a_blur():
+    config = distill.DistillConfig(pack="p", model_dir="m", pixel_weight=0.0, edge_weight=0.0,
+                                   feature_weight=1.0, style_weight=1.0)
+    objective = distill.Objective(config)
+    target = np.stack([images.resize(images.load_image(p), size=(64, 64))
+                       for p in sorted(paths.EXAMPLES.glob("content/*"))[:2]])
+    blurred = (target + np.roll(target, 1, 1) + np.roll(target, -1, 1) + np.roll(target, 1, 2)
+               + np.roll(target, -1, 2)) / 5
+    assert float(objective(target, target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(objective(target, blurred)) > 1e-3
+
+
 def test_bad_settings_and_missing_pack(tmp_path):
     with pytest.raises(StyleError, match="crop must be a multiple of 8"):
         distill.DistillConfig(pack="p", model_dir="m", crop=30)
     with pytest.raises(StyleError, match="unknown targets"):
         distill.DistillConfig(pack="p", model_dir="m", targets="both")
+    with pytest.raises(StyleError, match="every loss weight is 0"):
+        distill.DistillConfig(pack="p", model_dir="m", pixel_weight=0.0, edge_weight=0.0)
     with pytest.raises(StyleError, match="no such folder"):
         distill.train(distill.DistillConfig(pack=str(tmp_path / "p"), model_dir=str(tmp_path / "m")))
     assert not (tmp_path / "m").exists()
