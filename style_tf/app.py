@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags, logging
 
-from style_tf import images, paths, student, stylize, stylizer
+from style_tf import images, paths, stylize, stylizer
 from style_tf.errors import StyleError, user_errors_exit_2
 
 # No call home: Gradio's usage analytics off before it is imported (the page works offline).
@@ -100,6 +100,17 @@ class Request:
 def one_pass(method: str) -> bool:
     """Whether `method` is a network's single pass (adain, mobile), with alpha and the face pass."""
     return issubclass(stylize.ENGINES[method].Config, stylizer.NetworkConfig)
+
+
+def usable(method: str) -> bool:
+    """Whether `method` runs with its defaults here (a network's bundled weights are present)."""
+    if not one_pass(method):
+        return True
+    try:
+        stylize.ENGINES[method].Config().weights_file()
+    except StyleError:
+        return False
+    return True
 
 
 def command(config: stylize.StylizeConfig) -> str:
@@ -281,8 +292,7 @@ def build(config: AppConfig):
                 target = gr.Radio(["painting", "second painting"], value="painting", label="A click sets")
                 blend = gr.Slider(0, 1, 0.5, step=0.05, label="Blend: share of the second painting")
             with gr.Column():
-                # mobile is offered once a student is bundled.
-                methods = [m for m in stylize.ENGINES if m != "mobile" or student.bundled()]
+                methods = [m for m in stylize.ENGINES if usable(m)]
                 method = gr.Radio(methods, value="adain", label="Engine (optimize: minutes)")
                 alpha_slider = gr.Slider(0, 1, 1, step=0.05, label="Alpha: style strength (adain)",
                                          elem_id="alpha")

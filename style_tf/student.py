@@ -104,12 +104,6 @@ def weights_path(weights: str = "bundled"):
     return path
 
 
-def bundled() -> bool:
-    """Whether this installation has a student (models/student.weights.h5)."""
-    from style_tf.paths import models_dir
-
-    return (models_dir() / WEIGHTS_FILE).is_file()
-
 
 def load(weights: str = "bundled", dtype: str | None = None) -> tuple[keras.Model, keras.Model]:
     """(encoder, decoder) with weights from a `.weights.h5` file.

@@ -24,7 +24,7 @@ import pytest
 from absl import flags
 from PIL import Image
 
-from style_tf import app, cli, images, run
+from style_tf import app, cli, images, paths, run, student
 from style_tf.errors import StyleError
 from style_tf.paths import EXAMPLES
 
@@ -68,6 +68,11 @@ def test_the_command_shown_rebuilds_the_same_settings(changed, tmp_path):
     # The upload by its name, the bundled paintings as a checkout spells them.
     names = {"content": "cat.png", "styles": tuple(f"examples/style/{Path(s).name}" for s in config.styles)}
     assert run.config_from_flags(values) == dataclasses.replace(config, **names)
+
+
+def test_the_page_offers_the_engines_that_run_here():
+    assert app.usable("adain") and app.usable("optimize")
+    assert app.usable("mobile") == (paths.models_dir() / student.WEIGHTS_FILE).is_file()
 
 
 def test_a_request_without_a_photo_or_painting_is_a_user_error():
