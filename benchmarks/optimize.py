@@ -19,6 +19,10 @@ tuned on (benchmarks.quality's pairs, in order), the tutorial loop and the engin
 on each; a row per pair (time-to-loss ratio, the engine's full-size steps and loss-and-gradient
 evaluations, the float32 check of its image), then the median and the worst ratio. Targets:
 median <= 1/8, worst <= 1/4, every pair reaching the loss (float32 check within 1%).
+A pair takes 20-30 minutes, so each row is also appended to `--record` (JSON lines) with the
+engine's code and the machine: run again after a stop, and the pairs measured by the same code
+on the same kind of machine are read back (marked so) instead of measured again;
+`--from_pair K` measures from the K-th pair on.
 
 Results, dated and with the machine: benchmarks/RESULTS.md, "Optimize engine".
 """
@@ -26,6 +30,8 @@ Results, dated and with the machine: benchmarks/RESULTS.md, "Optimize engine".
 from style_tf import cli  # noqa: I001 - first: silences TensorFlow's start-up
 
 import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -36,7 +42,7 @@ from absl import flags
 
 from benchmarks import heldout
 from benchmarks.quality import heldout_pairs
-from style_tf import images, optimize
+from style_tf import images, optimize, vgg
 from style_tf.errors import user_errors_exit_2
 
 CONTENT = "train_content/lxqt-themes/Valendas.jpg"  # The held-out pair, under --data.
@@ -53,6 +59,10 @@ def _define_flags() -> None:
     flags.DEFINE_integer("timing_steps", 10, "Adam steps timed per side for ms/step.")
     flags.DEFINE_integer("pairs", 0, "Held-out pairs to measure time-to-loss on (0: the tuned pair, "
                          "with the step timings).")
+    flags.DEFINE_integer("from_pair", 0, "With --pairs: measure from this pair on, then wrap round "
+                         "(the order of the table stays).")
+    flags.DEFINE_string("record", "runs/optimize_pairs.jsonl", "With --pairs: JSON lines, a pair's row "
+                        "each, read back for the same engine code and kind of machine ('' : none).")
 
 
 def tutorial_gram(features, mask=None):
@@ -182,22 +192,66 @@ def load_pair(content_path, style_path, max_dim: int):
     return content, style
 
 
+ENGINE_CODE = ("style_tf/optimize.py", "style_tf/lbfgs.py", "style_tf/losses.py", "style_tf/vgg.py",
+               "benchmarks/optimize.py")
+
+
+def conditions(f) -> dict:
+    """What a recorded row must share with this run to be read back: the engine's code (a
+    digest of its files), the machine's CPU and arithmetic, the settings."""
+    root = Path(__file__).resolve().parent.parent
+    code = hashlib.sha256(b"".join((root / name).read_bytes() for name in ENGINE_CODE)).hexdigest()[:16]
+    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    field = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in info if ":" in line}
+    bf16 = [f for f in ("amx_bf16", "avx512_bf16") if f in field.get("flags", "").split()]
+    cpu = " ".join([field.get("model name", "unknown"), *bf16])
+    return {"code": code, "cpu": cpu, "dtype": vgg.dtype_policy("auto") or "float32",
+            "tutorial_steps": f.tutorial_steps, "max_dim": f.max_dim}
+
+
+def recorded(path: str, keep: dict) -> dict:
+    """{(content name, style name): row} of the rows of `path` measured under `keep`."""
+    if not path or not Path(path).exists():
+        return {}
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return {tuple(r["pair"]): r for r in rows if all(r.get(k) == v for k, v in keep.items())}
+
+
 def over_pairs(f) -> None:
     """Time-to-loss on `f.pairs` held-out pairs other than the tuned one, a row each."""
     tuned = (Path(CONTENT).name, Path(STYLE).name)
     pairs = [(c, s) for c, s in heldout_pairs(f.pairs + 1, f.data) if (c.name, s.name) != tuned][:f.pairs]
+    keep = conditions(f)
+    done, started = recorded(f.record, keep), time.strftime("%Y-%m-%d %H:%M:%S")
+    print(f"engine code {keep['code']}, {keep['cpu']}, {keep['dtype']}; rows marked * were measured by "
+          f"an earlier run of this code on this kind of machine ({f.record})\n")
+    order = [(i + f.from_pair) % len(pairs) for i in range(len(pairs))]
+    for i in order:
+        content_path, style_path = pairs[i]
+        if (content_path.name, style_path.name) not in done:
+            content, style = load_pair(content_path, style_path, f.max_dim)
+            target, tutorial_s, _ = tutorial_loop(content, style, f.tutorial_steps)
+            ours_s, _, image, steps, evaluations = engine_to_loss(content, style, target)
+            row = dict(keep, pair=[content_path.name, style_path.name], size=list(content.shape[1::-1]),
+                       tutorial_s=tutorial_s, engine_s=ours_s, steps=steps, evaluations=evaluations,
+                       check=fp32_loss(content, style, image) / target,
+                       date=time.strftime("%Y-%m-%d %H:%M:%S"))
+            done[tuple(row["pair"])] = row
+            print(f"measured {row['pair']}: ratio {ours_s / tutorial_s:.3f}", flush=True)
+            if f.record:
+                Path(f.record).parent.mkdir(parents=True, exist_ok=True)
+                with open(f.record, "a") as out:
+                    out.write(json.dumps(row) + "\n")
     print(f"| pair | size | tutorial ({f.tutorial_steps} Adam steps) | engine | ratio | full-size steps, "
-          "evaluations | float32 loss / tutorial's |\n|---|---|---|---|---|---|---|", flush=True)
+          "evaluations | float32 loss / tutorial's |\n|---|---|---|---|---|---|---|")
     ratios = []
     for content_path, style_path in pairs:
-        content, style = load_pair(content_path, style_path, f.max_dim)
-        target, tutorial_s, _ = tutorial_loop(content, style, f.tutorial_steps)
-        ours_s, _, image, steps, evaluations = engine_to_loss(content, style, target)
-        check = fp32_loss(content, style, image) / target
-        ratios.append(ours_s / tutorial_s)
-        print(f"| {content_path.name} x {style_path.name} | {content.shape[1]}x{content.shape[0]} | "
-              f"{tutorial_s:.1f} s | {ours_s:.1f} s | {ratios[-1]:.3f} | {steps}, {evaluations} | "
-              f"{check:.4f} |", flush=True)
+        row = done[(content_path.name, style_path.name)]
+        mark = "" if row["date"] >= started else "*"
+        ratios.append(row["engine_s"] / row["tutorial_s"])
+        print(f"| {mark}{row['pair'][0]} x {row['pair'][1]} | {row['size'][0]}x{row['size'][1]} | "
+              f"{row['tutorial_s']:.1f} s | {row['engine_s']:.1f} s | {ratios[-1]:.3f} | {row['steps']}, "
+              f"{row['evaluations']} | {row['check']:.4f} |", flush=True)
     print(f"\nmedian ratio {np.median(ratios):.3f} (target <= 0.125), worst {max(ratios):.3f} "
           f"(target <= 0.25); inf: the loss was not reached")
 

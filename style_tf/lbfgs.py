@@ -14,6 +14,11 @@ import numpy as np
 MEMORY = 40  # Steps remembered at most (see memory_size).
 MEMORY_BYTES = 1.4e9  # What that memory may take: larger images remember fewer steps.
 FIRST_STEP = 0.25  # Largest pixel change of the first step, before there is any curvature.
+# The loss's relative rounding error, by the Keras dtype policy of the network that computes it
+# (`vgg.dtype_policy`; None: float32): a bfloat16 VGG's loss jitters by up to 2e-4 of itself
+# between nearby images, as much as a long run's tail gains in a step (benchmarks/RESULTS.md,
+# "Optimize engine").
+NOISE = {"mixed_bfloat16": 5e-4, None: 1e-6}
 
 # x (flat float32 in [0, 1]) -> (loss, {part name: value}, gradient like x).
 Function = Callable[[np.ndarray], tuple[float, dict, np.ndarray]]
@@ -32,8 +37,9 @@ class Minimizer:
       x, f, parts, g: the current point, its loss, the loss's named parts and its gradient.
     """
 
-    def __init__(self, fun: Function, x: np.ndarray, memory: int):
-        self.fun, self.keep = fun, memory
+    def __init__(self, fun: Function, x: np.ndarray, memory: int, noise: float = NOISE[None]):
+        """`noise`: the loss's relative rounding error (`NOISE`), which the line search allows."""
+        self.fun, self.keep, self.noise = fun, memory, noise
         self.x = np.asarray(x, np.float32)
         self.f, self.parts, self.g = fun(self.x)
         self._memory = []  # (s, y, s.y) of the last steps, oldest first.
@@ -41,7 +47,8 @@ class Minimizer:
     def step(self) -> bool:
         """One iteration; False when no descent was found even along the plain gradient."""
         while True:
-            found = line_search(self.fun, self.x, self.f, self.g, direction(self.x, self.g, self._memory))
+            found = line_search(self.fun, self.x, self.f, self.g, direction(self.x, self.g, self._memory),
+                                noise=self.noise)
             if found is not None:
                 break
             if not self._memory:
@@ -75,19 +82,28 @@ def direction(x: np.ndarray, g: np.ndarray, memory: list) -> np.ndarray:
     return -np.where(free, q, 0.0)
 
 
-def line_search(fun: Function, x, f, g, d, tries: int = 10):
-    """A step along clip(x + t d), from t = 1: halved until the loss falls enough (Armijo),
-    doubled while the slope stays steep (the curvature half of the Wolfe conditions), at
-    most `tries` evaluations. (x, loss, parts, gradient) of the best point, or None (also when
-    `d` does not descend, or is zero: nothing left to move)."""
+def line_search(fun: Function, x, f, g, d, tries: int = 10, noise: float = 0.0):
+    """A step along clip(x + t d), from t = 1: halved until the loss falls enough, doubled
+    while the slope stays steep (the curvature half of the Wolfe conditions), at most `tries`
+    evaluations. (x, loss, parts, gradient) of the best point, or None (also when `d` does not
+    descend, or is zero: nothing left to move).
+
+    The loss falls enough when it passes Armijo's test, or, where the step's gain is below the
+    loss's rounding error (`noise`, relative), when it rose by no more than that error and the
+    slope at the new point says the step went downhill (Hager and Zhang's approximate Wolfe
+    condition: on a quadratic it means a tenth of the predicted gain). Gradients keep their
+    accuracy where differences of two rounded losses have none."""
     t, best, slope = 1.0, None, float(np.dot(g, d))
     if not slope < 0:
         return None
     for _ in range(tries):
         x_new = np.clip(x + t * d, 0.0, 1.0)
         f_new, parts, g_new = fun(x_new)
-        if not (np.isfinite(f_new) and f_new <= f + 1e-4 * float(np.dot(g, x_new - x))
-                and np.isfinite(g_new).all()):
+        step = x_new - x
+        gain = float(np.dot(g, step))  # The first-order change, < 0.
+        if not (np.isfinite(f_new) and np.isfinite(g_new).all() and (
+                f_new <= f + 1e-4 * gain
+                or (f_new <= f + noise * abs(f) and float(np.dot(g_new, step)) <= -0.8 * gain))):
             if best is not None:
                 return best
             t *= 0.5

@@ -306,8 +306,8 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
         image, total_step, stop = run(problem, config, resume, size, callback)
         done = resume.step + total_step - resume.total_step
         if run is _lbfgs and not stop and done < config.steps and vgg.dtype_policy(config.precision):
-            # Its line search gave up: bfloat16's rounding of the loss hides the small descents
-            # of a long run's tail (benchmarks/RESULTS.md, "Optimize engine"); float32 goes on.
+            # Its line search gave up, even allowing for bfloat16's rounding of the loss
+            # (`lbfgs.NOISE`): float32 goes on (benchmarks/RESULTS.md, "Optimize engine").
             logging.info("L-BFGS goes on in float32 from step %d", total_step)
             exact = dataclasses.replace(config, precision="float32")
             model32 = model32 or feature_model_for(exact)
@@ -406,7 +406,8 @@ def _lbfgs(problem, config, start: Resume, size, callback):
         loss, parts, grad = problem.value_and_grad(tf.constant(x.reshape(shape)))
         return float(loss), parts, grad.numpy().ravel()
 
-    solver = lbfgs.Minimizer(fun, start.image.ravel(), lbfgs.memory_size(shape[1] * shape[2]))
+    solver = lbfgs.Minimizer(fun, start.image.ravel(), lbfgs.memory_size(shape[1] * shape[2]),
+                             lbfgs.NOISE[vgg.dtype_policy(config.precision)])
     if not (np.isfinite(solver.f) and np.isfinite(solver.g).all()):
         raise NonFiniteLoss(f"loss is not finite at step {start.total_step + 1}; lower the loss "
                             "weights", start.image if start.total_step > 0 else None,

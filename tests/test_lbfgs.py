@@ -40,3 +40,28 @@ def test_lbfgs_memory_keeps_its_pairs_within_the_byte_budget():
         assert kept == 5 or kept * 2 * 4 * 3 * pixels <= lbfgs.MEMORY_BYTES  # float32 (s, y).
     assert lbfgs.memory_size(340 * 512) == lbfgs.MEMORY
     assert lbfgs.memory_size(2731 * 4096) < lbfgs.memory_size(1365 * 2048) < lbfgs.MEMORY
+
+
+def test_a_loss_rounded_like_bfloat16s_is_minimised_past_its_rounding():
+    """A loss that jitters by 1e-4 of itself between nearby points (as a bfloat16 network's does)
+    with an exact gradient: Armijo's test alone stalls once a step gains less than the jitter;
+    the line search's noise allowance goes on by the slopes."""
+    a = np.geomspace(1.0, 1e3, 300)
+    c = np.linspace(0.1, 0.9, 300).astype(np.float32)
+    weights = np.random.default_rng(1).normal(size=300)
+
+    def fun(x):
+        r = x.astype(np.float64) - c
+        exact = 0.5 * np.sum(a * r * r) + 1.0  # 1.0: the jitter is relative to a loss that stays positive.
+        jitter = 1e-4 * exact * np.sin(1e5 * float(weights @ x))  # Changes between any two steps.
+        return float(exact + jitter), {}, (a * r).astype(np.float32)
+
+    def distance(noise):
+        solver = lbfgs.Minimizer(fun, np.full(300, 0.5, np.float32), memory=10, noise=noise)
+        for _ in range(300):
+            if not solver.step():
+                break
+        return float(np.abs(solver.x - c).max())
+
+    assert distance(0.0) > 1e-3  # Stalled by the rounding.
+    assert distance(lbfgs.NOISE["mixed_bfloat16"]) < 1e-4
