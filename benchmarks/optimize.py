@@ -103,20 +103,25 @@ def tutorial_loop(content, style, steps):
 
 
 class Counted:
-    """Counts the engine's loss-and-gradient evaluations while it is entered."""
+    """Counts the engine's loss-and-gradient evaluations while it is entered (an Adam step is one)."""
 
     def __enter__(self):
-        self.calls, self.original = 0, optimize.Problem.value_and_grad
+        self.calls, self.originals = 0, (optimize.Problem.value_and_grad, optimize.Problem.adam_step)
+        value_and_grad, adam_step = self.originals
 
         def counted(problem, image):
-            self.calls += 1
-            return self.original(problem, image)
+            self.calls += not tf.inside_function()  # Not when an Adam step's trace calls it.
+            return value_and_grad(problem, image)
 
-        optimize.Problem.value_and_grad = counted
+        def counted_step(problem, image, optimizer):
+            self.calls += 1
+            return adam_step(problem, image, optimizer)
+
+        optimize.Problem.value_and_grad, optimize.Problem.adam_step = counted, counted_step
         return self
 
     def __exit__(self, *exc):
-        optimize.Problem.value_and_grad = self.original
+        optimize.Problem.value_and_grad, optimize.Problem.adam_step = self.originals
 
 
 def engine_to_loss(content, style, target):
@@ -233,8 +238,8 @@ def over_pairs(f) -> None:
             target, tutorial_s, _ = tutorial_loop(content, style, f.tutorial_steps)
             ours_s, _, image, steps, evaluations = engine_to_loss(content, style, target)
             row = dict(keep, pair=[content_path.name, style_path.name], size=list(content.shape[1::-1]),
-                       tutorial_s=tutorial_s, engine_s=ours_s, steps=steps, evaluations=evaluations,
-                       check=fp32_loss(content, style, image) / target,
+                       target=target, tutorial_s=tutorial_s, engine_s=ours_s, steps=steps,
+                       evaluations=evaluations, check=fp32_loss(content, style, image) / target,
                        date=time.strftime("%Y-%m-%d %H:%M:%S"))
             done[tuple(row["pair"])] = row
             print(f"measured {row['pair']}: ratio {ours_s / tutorial_s:.3f}", flush=True)

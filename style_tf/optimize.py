@@ -52,8 +52,11 @@ class OptimizeConfig:
     # size only, starting from the previous result warped onto it (the first frame takes --steps).
     temporal_weight: float = 1e3  # Clips with --temporal=flow: weight of the difference to the warped
     # previous result where the flow is reliable (Ruder et al. 2016's temporal loss).
-    learning_rate: float = dataclasses.field(  # Adam's step, with beta1 0.99, epsilon 0.1 as the tutorial.
-        default=0.02, metadata={"only_with": ("optimizer", "adam")})
+    learning_rate: float = 0.02  # Adam's step (also in L-BFGS's tail, --adam_after), with beta1 0.99,
+    # epsilon 0.1 as the tutorial.
+    adam_after: int = dataclasses.field(  # L-BFGS iterations of a scale after which Adam takes over, its
+        default=200, metadata={"only_with": ("optimizer", "lbfgs")})  # moments warmed by the gradients
+    # L-BFGS saw: in a long run's tail Adam gains more a step (0: L-BFGS throughout).
     init: str = "content"  # Start image: "content", "noise", "style" or an image path.
     seed: int = 0  # Seeds the noise init and TensorFlow: same seed and flags, same output.
     style_scale: float = 1.0  # Style image's longest side relative to the output's.
@@ -72,8 +75,9 @@ class OptimizeConfig:
     def __post_init__(self):
         if self.optimizer not in ("lbfgs", "adam"):
             raise StyleError(f"unknown optimizer {self.optimizer!r} (use lbfgs or adam)")
-        if self.steps < 0 or self.video_steps < 0:
-            raise StyleError(f"steps and video_steps must be >= 0, got {self.steps}, {self.video_steps}")
+        if self.steps < 0 or self.video_steps < 0 or self.adam_after < 0:
+            raise StyleError(f"steps, video_steps and adam_after must be >= 0, got {self.steps}, "
+                             f"{self.video_steps}, {self.adam_after}")
         vgg.dtype_policy(self.precision)
         for name in ("content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate",
                      "temporal_weight"):
@@ -302,19 +306,27 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
             images.resize(temporal[0], size=size), images.resize(temporal[1][..., None], size=size)[..., 0])
         problem = Problem(model, config, scaled_content, scaled_styles, style_weights, scaled_masks,
                           scaled_temporal)
-        run = _lbfgs if config.optimizer == "lbfgs" else _adam
-        image, total_step, stop = run(problem, config, resume, size, callback)
-        done = resume.step + total_step - resume.total_step
-        if run is _lbfgs and not stop and done < config.steps and vgg.dtype_policy(config.precision):
-            # Its line search gave up, even allowing for bfloat16's rounding of the loss
-            # (`lbfgs.NOISE`): float32 goes on (benchmarks/RESULTS.md, "Optimize engine").
-            logging.info("L-BFGS goes on in float32 from step %d", total_step)
-            exact = dataclasses.replace(config, precision="float32")
-            model32 = model32 or feature_model_for(exact)
-            problem = Problem(model32, exact, scaled_content, scaled_styles, style_weights, scaled_masks,
-                              scaled_temporal)
-            image, total_step, stop = _lbfgs(problem, config, Resume(index, done, total_step, image),
-                                             size, callback)
+        if config.optimizer == "adam" or resume.adam is not None:  # (also L-BFGS's tail, resumed)
+            image, total_step, stop = _adam(problem, config, resume, size, callback)
+        else:
+            last = min(config.steps, config.adam_after or config.steps)  # L-BFGS's last step here.
+            image, total_step, stop, squares = _lbfgs(problem, config, resume, last, size, callback)
+            done = resume.step + total_step - resume.total_step
+            if not stop and done < last and vgg.dtype_policy(config.precision):
+                # Its line search gave up, even allowing for bfloat16's rounding of the loss
+                # (`lbfgs.NOISE`): float32 goes on (benchmarks/RESULTS.md, "Optimize engine").
+                logging.info("L-BFGS goes on in float32 from step %d", total_step)
+                exact = dataclasses.replace(config, precision="float32")
+                model32 = model32 or feature_model_for(exact)
+                problem = Problem(model32, exact, scaled_content, scaled_styles, style_weights,
+                                  scaled_masks, scaled_temporal)
+                restart = Resume(index, done, total_step, image)
+                image, total_step, stop, squares = _lbfgs(problem, config, restart, last, size, callback)
+            done = resume.step + total_step - resume.total_step
+            if not stop and done < config.steps:  # The tail: Adam, warmed (benchmarks/RESULTS.md).
+                logging.info("Adam goes on from step %d", total_step)
+                warm = Resume(index, done, total_step, image, warm_adam(squares, config.learning_rate))
+                image, total_step, stop = _adam(problem, config, warm, size, callback)
         if stop:  # The caller asked to stop (an interrupt): it says so, not "done".
             return images.resize(image, size=sizes[-1])  # A coarse scale's image, at full size.
         logging.info("scale %d (%dx%d) done after %d steps", index, size[1], size[0], total_step)
@@ -394,13 +406,21 @@ def _adam_optimizer(lr: float, variable: tf.Variable) -> keras.optimizers.Optimi
     return optimizer
 
 
-def _lbfgs(problem, config, start: Resume, size, callback):
-    """Projected L-BFGS (`lbfgs.Minimizer`) from `start`. A failed line search drops the
-    memory and tries the plain gradient; when that fails too the scale ends (in bfloat16,
-    `optimize` then goes on in float32)."""
+def warm_adam(squares: np.ndarray, lr: float) -> list[np.ndarray]:
+    """Adam's variables (as `Resume.adam`) for a start in the middle of a run: no momentum yet,
+    the squared gradients L-BFGS saw as its second moments, bias corrections spent (a fresh
+    Adam moves every pixel by the full step at once and undoes L-BFGS's work)."""
+    return [np.array(10**6, np.int64), np.array(lr, np.float32), np.zeros_like(squares), squares]
+
+
+def _lbfgs(problem, config, start: Resume, last: int, size, callback):
+    """Projected L-BFGS (`lbfgs.Minimizer`) from `start` to the scale's step `last`. A failed
+    line search drops the memory and tries the plain gradient; when that fails too the scale
+    ends (in bfloat16, `optimize` then goes on in float32). Also returns the mean squared
+    gradient of its last 100 or so steps, (1, H, W, 3), which warms Adam's moments after it."""
     shape = (1,) + start.image.shape
-    if start.step >= config.steps:
-        return start.image, start.total_step, False
+    if start.step >= last:
+        return start.image, start.total_step, False, np.zeros(shape, np.float32)
 
     def fun(x):  # x: flat float32 -> (loss, parts, flat float32 gradient)
         loss, parts, grad = problem.value_and_grad(tf.constant(x.reshape(shape)))
@@ -413,16 +433,20 @@ def _lbfgs(problem, config, start: Resume, size, callback):
                             "weights", start.image if start.total_step > 0 else None,
                             start.total_step)
     step, total_step = start.step, start.total_step
-    while step < config.steps:
+    squares, seen = np.zeros_like(solver.g), 0  # Averaged as Adam would, over the last 100 steps.
+    while step < last:
         if not solver.step():
             logging.info("L-BFGS stopped at step %d: no descent along the gradient", total_step)
             break
         step += 1
         total_step += 1
+        if step > last - 100:
+            squares, seen = 0.99 * squares + 0.01 * np.square(solver.g), seen + 1
         state = Resume(start.scale, step, total_step, solver.x.reshape(start.image.shape))
         if _report(callback, state, size, solver.f, solver.parts):
-            return state.image, total_step, True
-    return solver.x.reshape(start.image.shape), total_step, False
+            return state.image, total_step, True, None
+    squares = squares / (1.0 - 0.99**seen) if seen else squares  # Adam's bias correction.
+    return solver.x.reshape(start.image.shape), total_step, False, squares.reshape(shape)
 
 
 # --- the engine as `stylize` calls it: progress, logs, snapshots, resume, loss plot ---------

@@ -83,6 +83,6 @@ def test_missing_required_and_conditional_flags_are_one_line_errors():
     with pytest.raises(StyleError, match="--content_dir is required"):
         cli.config_from_flags(train.TrainConfig, fresh_flags(train.TrainConfig))
     optimize_config = stylize.ENGINES["optimize"].Config
-    values = fresh_flags(optimize_config, argv=["--learning_rate=0.1"])
-    with pytest.raises(StyleError, match="--learning_rate: an option of --optimizer=adam, not of lbfgs"):
+    values = fresh_flags(optimize_config, argv=["--adam_after=10", "--optimizer=adam"])
+    with pytest.raises(StyleError, match="--adam_after: an option of --optimizer=lbfgs, not of adam"):
         cli.config_from_flags(optimize_config, values)

@@ -108,6 +108,20 @@ def test_bfloat16_lbfgs_goes_past_its_rounding_and_float32_takes_over_a_stall(
     assert switch < 150 and log[-1].loss < 0.99 * log[switch].loss
 
 
+def test_adam_takes_over_lbfgs_tail_without_undoing_it(content_image, style_image, caplog, monkeypatch):
+    # Adam warmed by the gradients L-BFGS saw goes on from L-BFGS's loss; a fresh Adam (each
+    # pixel moves by the whole learning rate at once) throws much of it away.
+    caplog.set_level(logging.INFO, logger="absl")
+    config = dict(steps=80, adam_after=40, precision="float32")
+    _, log = _run(content_image, [style_image], config=config)
+    assert len(log) == 80 and "Adam goes on from step 40" in caplog.text
+    switch = log[39].loss
+    assert max(s.loss for s in log[40:]) < 1.05 * switch and log[-1].loss < switch
+    monkeypatch.setattr(optimize, "warm_adam", lambda squares, lr: None)  # A fresh Adam.
+    _, fresh = _run(content_image, [style_image], config=config)
+    assert max(s.loss for s in fresh[40:]) > 1.5 * switch
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_resume_continues_where_it_stopped(content_image, style_image, optimizer):
     config = optimize.OptimizeConfig(optimizer=optimizer, steps=6, scales=(48,))
@@ -171,8 +185,8 @@ class _BoxQuadratic:
 def test_lbfgs_reaches_the_box_minimum_of_an_ill_conditioned_quadratic():
     problem, log = _BoxQuadratic(), []
     start = optimize.Resume(0, 0, 0, np.full((8, 8, 3), 0.5, np.float32))
-    x, steps, stopped = optimize._lbfgs(problem, optimize.OptimizeConfig(steps=150), start,
-                                        (8, 8), log.append)
+    x, steps, stopped, _ = optimize._lbfgs(problem, optimize.OptimizeConfig(), start, 150, (8, 8),
+                                           log.append)
     expected = np.clip(problem.c.numpy()[0], 0.0, 1.0)
     assert not stopped and steps <= 150 and x.min() >= 0.0 and x.max() <= 1.0
     np.testing.assert_allclose(x, expected, atol=1e-3)
@@ -187,6 +201,6 @@ def test_lbfgs_with_no_steps_left_evaluates_nothing():
             raise AssertionError("evaluated")
 
     start = optimize.Resume(0, 5, 9, np.zeros((8, 8, 3), np.float32))
-    image, total, stopped = optimize._lbfgs(Unused(), optimize.OptimizeConfig(steps=5), start,
-                                            (8, 8), None)
+    image, total, stopped, _ = optimize._lbfgs(Unused(), optimize.OptimizeConfig(), start, 5, (8, 8),
+                                               None)
     assert image is start.image and total == 9 and not stopped

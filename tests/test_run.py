@@ -42,7 +42,7 @@ def test_writes_output_and_says_where(tmp_path, photo):
     ([f"--style={EXAMPLES / 'style'}"], "style is a folder; --style takes image files"),
     ([f"--style_masks={EXAMPLES / 'style'}"], "style is a folder; --style_masks takes image files"),
     (["--style_weights=1,2"], "style weights"),
-    (["--steps=-1"], "steps must be >= 0"),
+    (["--steps=-1"], "steps, video_steps and adam_after must be >= 0"),
     (["--style_layers=block1_conv1,block9_conv9"], "unknown vgg19 layer 'block9_conv9'"),
     (["--output=/nonexistent_dir/x.png"], "does not exist"),
     (["--output=out.gif"], "output must end in"),
@@ -50,7 +50,7 @@ def test_writes_output_and_says_where(tmp_path, photo):
     (["--face_size=-1"], "face_size must be >= 0"),
     (["--face_size=100"], "--face_size: an option of --method=adain, not of optimize"),
     (["--method=adain"], "--steps, --scales: options of --method=optimize, not of adain"),
-    (["--learning_rate=0.1"], "--learning_rate: an option of --optimizer=adam, not of lbfgs"),
+    (["--adam_after=10", "--optimizer=adam"], "--adam_after: an option of --optimizer=lbfgs, not of adam"),
     (["--style_weight=inf"], "finite number"),
     (["--style_weight=1e30"], "not finite at step 1"),  # Overflows float32 from the start.
     # Flags absl cannot parse take the same user-error path.
