@@ -111,7 +111,7 @@ class Resume:
     step: int  # Iterations done within that scale.
     total_step: int  # Iterations done over all scales.
     image: np.ndarray  # (H, W, 3) at that scale's size.
-    adam: list[np.ndarray] | None = None  # Adam's variables in order (step, moments); L-BFGS: None.
+    adam: list[np.ndarray] | None = None  # Adam's variables in order (also in L-BFGS's tail); None in L-BFGS.
 
 
 @dataclasses.dataclass
