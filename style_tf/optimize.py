@@ -321,7 +321,7 @@ def optimize(content: np.ndarray, styles: list[np.ndarray], config: OptimizeConf
                 problem = Problem(model32, exact, scaled_content, scaled_styles, style_weights,
                                   scaled_masks, scaled_temporal)
                 restart = Resume(index, done, total_step, image)
-                image, total_step, stop, squares = _lbfgs(problem, config, restart, last, size, callback)
+                image, total_step, stop, squares = _lbfgs(problem, exact, restart, last, size, callback)
             done = resume.step + total_step - resume.total_step
             if not stop and done < config.steps:  # The tail: Adam, warmed (benchmarks/RESULTS.md).
                 logging.info("Adam goes on from step %d", total_step)
