@@ -467,6 +467,7 @@ class Prior:
 
     warped: np.ndarray  # (H, W, 3) the previous stylized frame warped by the input frames' flow.
     mask: np.ndarray  # (H, W) 1 where the flow is reliable, 0 where occluded or unsure.
+    flow: np.ndarray | None = None  # (H, W, 2) the flow from this frame to the previous one.
 
 
 @dataclasses.dataclass
@@ -492,11 +493,39 @@ class Track:
             return None
         backward = optical_flow(frame, self.frame)
         forward = optical_flow(self.frame, frame)
-        return Prior(warp(self.result, backward), reliable(backward, forward))
+        return Prior(warp(self.result, backward), reliable(backward, forward), backward)
 
     def update(self, frame: np.ndarray, result: np.ndarray) -> None:
         """Remembers `frame` and its result for the next frame's prior."""
         self.frame, self.result = frame, result
+
+
+def warp_features(features: np.ndarray, prior: Prior, size: tuple[int, int], border: int,
+                  strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """A network's features of the previous frame carried onto the current one, as
+    `adain.transform_with_stats` takes them (`prior`).
+
+    Args:
+      features: (1, h, w, C) the previous frame's, computed from it resized to `size` (H, W)
+        with `border` mirrored pixels round it (h = (H + 2 border) / s for the network's stride s).
+      prior: the current frame's `Prior` (its flow and mask at the frame's own size).
+      size: as above.
+      border: as above.
+      strength: how much of the previous features to take where the flow is reliable (0..1).
+
+    Returns:
+      ((1, h, w, C) features warped along the flow, (1, h, w, 1) float32 `strength` times the
+      share of reliable pixels in each feature pixel's cell; 0 in the border).
+    """
+    h, w = features.shape[1:3]
+    pad = round(border * h / (size[0] + 2 * border))
+    inner = (h - 2 * pad, w - 2 * pad)
+    flow = cv2.resize(prior.flow, inner[::-1], interpolation=cv2.INTER_AREA)
+    flow = flow * np.float32([inner[1] / prior.flow.shape[1], inner[0] / prior.flow.shape[0]])
+    weight = cv2.resize(prior.mask, inner[::-1], interpolation=cv2.INTER_AREA) * np.float32(strength)
+    flow = np.pad(flow, ((pad, pad), (pad, pad), (0, 0)))
+    weight = np.pad(weight, ((pad, pad), (pad, pad)))
+    return warp(features[0], flow)[None], weight[None, ..., None].astype(np.float32)
 
 
 # The bands (Gaussian sigmas, px) whose texture energy `blend` gives back: the decoder's strokes.

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from style_tf import images, metrics, stylize, video
+from style_tf import adain, images, metrics, stylize, stylizer, video
 from style_tf.errors import StyleError
 from style_tf.paths import EXAMPLES
 
@@ -186,6 +186,34 @@ def test_blend_follows_the_previous_frame_without_washing_out_its_texture():
     np.testing.assert_allclose(video.blend(new, unsure, 0.5), new, atol=1e-5)  # No flow: the new frame.
 
 
+def test_features_follow_the_flow_at_their_own_scale():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(1, 64 // 8 + 4, 96 // 8 + 4, 6)).astype(np.float32)  # Border 16 px.
+    flow = np.zeros((60, 90, 2), np.float32)  # At the frame's size; the network saw it at 64x96.
+    flow[..., 0] = 90 / 96 * 8  # One feature cell to the right.
+    mask = np.ones((60, 90), np.float32)
+    mask[:, :45] = 0  # The left half unreliable.
+    warped, weight = video.warp_features(features, video.Prior(None, mask, flow), (64, 96), 16, 0.4)
+    assert warped.shape == features.shape and weight.shape == (1, *features.shape[1:3], 1)
+    np.testing.assert_allclose(warped[:, 2:-2, 2:-3], features[:, 2:-2, 3:-2], atol=1e-4)
+    assert np.all(weight[:, :, :2] == 0) and np.all(weight[:, :, -2:] == 0)  # The border: none.
+    np.testing.assert_allclose(weight[0, 2:-2, 8:-2, 0], 0.4, atol=1e-6)  # Reliable: the strength.
+    assert np.all(weight[0, 2:-2, 2:7, 0] < 0.05)
+
+
+def test_steady_features_follow_the_previous_ones_with_their_own_statistics():
+    rng = np.random.default_rng(0)
+    target = rng.normal(2.0, 3.0, (1, 12, 16, 8)).astype(np.float32)
+    warped = rng.normal(0.0, 1.0, (1, 12, 16, 8)).astype(np.float32)
+    none = np.zeros((1, 12, 16, 1), np.float32)
+    np.testing.assert_allclose(adain.steady_features(target, warped, none), target, atol=1e-4)
+    out = np.asarray(adain.steady_features(target, warped, none + 0.8))
+    np.testing.assert_allclose(out.mean((1, 2)), target.mean((1, 2)), atol=1e-3)  # Statistics kept.
+    np.testing.assert_allclose(out.std((1, 2)), target.std((1, 2)), rtol=1e-3)
+    follows = np.corrcoef(out[..., 0].ravel(), warped[..., 0].ravel())[0, 1]
+    assert follows > 0.7  # Mostly the previous features' pattern (0.8 of the mix, the new 0.2 x 3).
+
+
 # --- stylize() on clips ---------------------------------------------------------------------
 
 
@@ -196,9 +224,10 @@ def config(content, output, **kw):
 
 def test_stylized_clip_keeps_timing_and_audio_and_flow_flickers_less(pan, tmp_path):
     results = {}
-    for mode in ("none", "flow"):
+    steadier = stylizer.AdainConfig(temporal_features=0.5, temporal_blend=0.3)  # The features blended too.
+    for mode, kw in {"none": {}, "flow": {}, "features": {"engine": steadier}}.items():
         out = tmp_path / f"{mode}.mp4"
-        result = stylize.stylize(config(pan, out, temporal=mode))
+        result = stylize.stylize(config(pan, out, temporal="none" if mode == "none" else "flow", **kw))
         assert result.written == [out] and not video.partial_path(out).exists()
         got = streams(out)
         assert got["video"][1] == 12 and got["video"][2] == pytest.approx(12 / float(RATE), abs=1e-3)
@@ -207,6 +236,7 @@ def test_stylized_clip_keeps_timing_and_audio_and_flow_flickers_less(pan, tmp_pa
         results[mode] = metrics.warping_error([f.image for f in video.read(pan, (48, 64))],
                                               [f.image for f in video.read(out, (48, 64))])
     assert results["flow"] < 0.7 * results["none"], results
+    assert results["features"] < 0.7 * results["none"], results
 
 
 def test_interrupt_leaves_a_playable_partial_and_resume_finishes_it(pan, tmp_path, monkeypatch):
