@@ -209,7 +209,9 @@ def conditions(f) -> dict:
     info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
     field = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in info if ":" in line}
     bf16 = [f for f in ("amx_bf16", "avx512_bf16") if f in field.get("flags", "").split()]
-    cpu = " ".join([field.get("model name", "unknown"), *bf16])
+    # A virtual machine's model name can be as vague as "AMD EPYC": family and model tell them apart.
+    cpu = " ".join([field.get("model name", "unknown"), f"family {field.get('cpu family', '?')}",
+                    f"model {field.get('model', '?')}", *bf16])
     return {"code": code, "cpu": cpu, "dtype": vgg.dtype_policy("auto") or "float32",
             "tutorial_steps": f.tutorial_steps, "max_dim": f.max_dim}
 

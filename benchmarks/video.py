@@ -1,7 +1,7 @@
 """Clips: how steady `--temporal=flow` keeps them, how fast and in how much memory, in one run.
 
     python -m benchmarks.video --part=quality [--clips a.mp4,b.mp4] [--data data/heldout]
-        [--pans 3] [--method adain] [--max_dim 512] [--frames 0]
+        [--pans 3] [--method adain] [--max_dim 512] [--frames 0] [--set temporal_blend=0.3,...]
     python -m benchmarks.video --part=speed [--clips a.mp4] [--frames 24] [--rounds 2]
     python -m benchmarks.video --part=memory [--frames 3000]
 
@@ -44,6 +44,7 @@ def _define_flags() -> None:
     flags.DEFINE_string("data", str(heldout.DEFAULT_DATA), "Folder of the held-out images.")
     flags.DEFINE_integer("pans", 3, "Synthetic pans over held-out photos (quality).")
     flags.DEFINE_string("method", "adain", "Engine (quality).")
+    flags.DEFINE_list("set", [], "Engine settings other than the defaults, name=number (quality).")
     flags.DEFINE_integer("max_dim", 512, "Longest side of the frames.")
     flags.DEFINE_integer("frames", 0, "Frames per clip (0: all; memory: the long clip's).")
     flags.DEFINE_integer("rounds", 2, "Alternating rounds per side (speed).")
@@ -77,15 +78,21 @@ def quality(f, work: Path) -> None:
     style = images.load_image(f.style, max_dim=f.max_dim)
     model = metrics.feature_model()
     duration = f.frames / float(video.probe(clips[0]).rate) if f.frames else 0.0
+    settings = dict({"log_every": 0} if f.method == "optimize" else {}, **_settings(f.set))
+    try:
+        stylize.ENGINES[f.method].Config(**settings)
+    except TypeError as e:
+        raise StyleError(f"--set: {e}") from None
     keys = ("warping_error", "meanstd_relative", "gram_relative", "content_relative")
     ratios = {k: [] for k in keys}
-    print(f"method {f.method}, max_dim {f.max_dim}, style {Path(f.style).name}")
+    print(f"method {f.method}, max_dim {f.max_dim}, style {Path(f.style).name}, "
+          f"settings {settings or 'defaults'}")
     print(f"{'clip':<36}{'frames':>7}" + "".join(f"{k + ' none/flow/ratio':>40}" for k in keys))
     for clip in clips:
         reports = {}
         for mode in ("none", "flow"):
             out = work / f"{clip.stem}_{mode}.mp4"
-            engine = stylize.ENGINES[f.method].Config(**({"log_every": 0} if f.method == "optimize" else {}))
+            engine = stylize.ENGINES[f.method].Config(**settings)
             stylize.stylize(stylize.StylizeConfig(content=str(clip), styles=(f.style,), output=str(out),
                                                   method=f.method, max_dim=f.max_dim, temporal=mode,
                                                   duration=duration, engine=engine, progress=False))
@@ -98,6 +105,17 @@ def quality(f, work: Path) -> None:
         print(f"{clip.name:<36}{reports['flow']['frames']:>7.0f}" + "".join(f"{c:>40}" for c in cells),
               flush=True)
     print("mean ratio flow/none: " + ", ".join(f"{k} {np.mean(v):.2f}x" for k, v in ratios.items()))
+
+
+def _settings(pairs: list[str]) -> dict[str, float]:
+    settings = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            settings[name] = float(value)
+        except ValueError:
+            raise StyleError(f"--set: {pair!r} is not name=number") from None
+    return settings
 
 
 def speed(f, work: Path) -> None:

@@ -165,7 +165,7 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
 
 
 def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0,
-                         masks=None, border: int = BORDER, stats=None, own=0.0, prior=None):
+                         masks=None, border: int = BORDER, stats=None, own=0.0):
     """`transform`, normalising the content by `stats` if given, and returning what it used.
 
     Args:
@@ -175,14 +175,10 @@ def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, al
       own: with `stats`, the share (0..1) of the image's own statistics mixed into them: a
         clip's frame keeps a running average of the clip's statistics, so that its
         brightness and palette do not pump from frame to frame.
-      prior: a clip's previous decoder input carried onto this frame, (warped, weight): the
-        (B, H/8, W/8, 512) features, border included, warped along the flow
-        (`video.warp_features`), and (B, H/8, W/8, 1) how much of them to take; see
-        `steady_features`.
       (the rest as in `transform`)
 
     Returns:
-      (stylized images, the list of content statistics used, the decoder's input).
+      (stylized images, the list of content statistics used).
     """
     if border:
         pad = [(0, 0), (border, border), (border, border), (0, 0)]
@@ -201,22 +197,8 @@ def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, al
             used.append(_mixed(content_vector(feat, m, crop), stats, i, own))
             target = target + m * apply_style_vector(feat, v, stats=used[-1])
     target = alpha * target + (1.0 - alpha) * feat
-    if prior is not None:
-        target = steady_features(target, *prior, crop=crop)
     out = ops.clip(ops.cast(dec(target), "float32"), 0.0, 1.0)
-    return (out[:, border:-border, border:-border] if border else out), used, target
-
-
-def steady_features(target, warped, weight, crop: int = 0, eps: float = EPS):
-    """A clip's decoder input `target` moved toward the previous frame's, `warped` onto it, by
-    `weight` (B, H, W, 1), then given back `target`'s own channel means and stds (less `crop`
-    edge pixels).
-
-    The strokes follow the previous frame's where the flow is reliable, while the statistics,
-    which set the style's strength, stay the frame's: blending the stylized frames themselves
-    averages two frames' brushwork and washes it out (benchmarks/RESULTS.md, "Video")."""
-    mixed = target + weight * (warped - target)
-    return apply_style_vector(mixed, content_vector(target, crop=crop, eps=eps), eps, crop=crop)
+    return (out[:, border:-border, border:-border] if border else out), used
 
 
 def _mixed(own_stats, stats, index: int, own):

@@ -39,6 +39,8 @@ MAX_FACE_SCALE = 3.0
 # the statistics of a scene the camera had left, and its style came out weaker
 # (benchmarks/RESULTS.md, "Video").
 CLIP_STATS_SHARE = 0.2
+# The decoder upsamples by 8: it paints the image in cells of 8x8 pixels.
+GRID = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,20 +55,17 @@ class NetworkConfig:
     face_size: int = 480  # Faces found smaller than 0.8x this (px) are stylized again, enlarged to it
     # (3x at most), and blended in: eyes and mouths the decoder would smear; 0 = off (always off
     # for clips: a box found anew in each frame jumps, and its blended face flickers).
-    temporal_features: float = 0.0  # Clips with --temporal=flow: how much of the previous frame's
-    # decoder input, warped along the flow, each frame's takes where the flow is reliable, its own
-    # channel statistics kept (0 = none; with a weaker --temporal_blend, e.g. 0.5 and 0.3).
     temporal_blend: float = 0.5  # Clips with --temporal=flow: how much of the previous stylized frame,
-    # warped along the flow, each frame takes where the flow is reliable (0 = none, 1 = frozen).
+    # warped along the flow, each frame takes where the flow is reliable (0 = none, 1 = frozen);
+    # where the picture only moves with the camera, whose strokes stay by themselves, 0.4x that.
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
             raise StyleError(f"alpha must be in 0..1, got {self.alpha}")
         if self.face_size < 0:
             raise StyleError(f"face_size must be >= 0, got {self.face_size}")
-        for name in ("temporal_features", "temporal_blend"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise StyleError(f"{name} must be in 0..1, got {getattr(self, name)}")
+        if not 0.0 <= self.temporal_blend <= 1.0:
+            raise StyleError(f"temporal_blend must be in 0..1, got {self.temporal_blend}")
         vgg.dtype_policy(self.precision)
 
     def style_dim(self, max_dim: int) -> int:
@@ -113,17 +112,21 @@ class Engine:
         """(H, W, 3) stylized `content`; see `Stylizer.__call__`.
 
         A clip's frame (`job.clip`) has no face pass; with `job.clip.steady` it is normalised
-        by the clip's running content statistics, its decoder input is moved toward the
-        previous frame's (`temporal_features`), and the result is blended with the previous
-        result warped onto it (`video.blend`, `temporal_blend`)."""
+        by the clip's running content statistics, kept in place on the decoder's grid as the
+        camera moves (`video.grid_offset`), and blended with the previous result warped onto it
+        (`video.blend`, `temporal_blend`)."""
         clip = job.clip
         if clip is None:
             return self.stylizer(content, styles, weights, self.config.alpha, masks, self.config.face_size)
-        running = clip.state if clip.steady else None
-        out = self.stylizer(content, styles, weights, self.config.alpha, masks, 0, running=running,
-                            prior=clip.prior, prior_share=self.config.temporal_features)
+        if not clip.steady:
+            return self.stylizer(content, styles, weights, self.config.alpha, masks, 0)
+        h, w = content.shape[:2]
+        size = network_size(h, w)
+        offset = video.grid_offset(clip.state, clip.prior, (size[0] / h, size[1] / w), GRID)
+        out = self.stylizer(content, styles, weights, self.config.alpha, masks, 0, running=clip.state,
+                            offset=offset)
         if clip.prior is not None and self.config.temporal_blend > 0:
-            out = video.blend(out, clip.prior, self.config.temporal_blend)
+            out = video.blend(out, clip.prior, video.blend_strength(clip.prior, self.config.temporal_blend))
         return out
 
 
@@ -145,12 +148,12 @@ class Stylizer:
         self._vectors = {}  # sha1 of a style's pixels -> its style vector.
         self._transforms = {}  # border -> the compiled transform.
 
-    def _transform(self, x, vector, alpha, masks, stats=None, own=0.0, prior=None):
-        border = _border(x.shape[1:3])
+    def _transform(self, x, vector, alpha, masks, stats=None, own=0.0):
+        border = BORDER if min(x.shape[1:3]) > BORDER else 0  # Mirroring needs a wider image.
         if border not in self._transforms:
-            self._transforms[border] = _compile(lambda x, v, a, m, s, o, p: transform_with_stats(
-                self.encoder, self.decoder, x, v, a, m, border, s, o, p))
-        return self._transforms[border](x, vector, alpha, masks, stats, np.float32(own), prior)
+            self._transforms[border] = _compile(lambda x, v, a, m, s, o: transform_with_stats(
+                self.encoder, self.decoder, x, v, a, m, border, s, o))
+        return self._transforms[border](x, vector, alpha, masks, stats, np.float32(own))
 
     @classmethod
     def load(cls, decoder_weights: str = "bundled", precision: str = "auto") -> "Stylizer":
@@ -176,7 +179,7 @@ class Stylizer:
 
     def __call__(self, content, styles, weights=None, alpha: float = 1.0, masks=None,
                  face_size: int = 0, vectors=None, running: dict | None = None,
-                 prior: video.Prior | None = None, prior_share: float = 0.0):
+                 offset: tuple[int, int] = (0, 0)):
         """Stylizes one image.
 
         Args:
@@ -196,9 +199,9 @@ class Stylizer:
           running: a clip's running content statistics (a dict kept across its frames, empty
             at the first): the frame is normalised by their average with its own
             (CLIP_STATS_SHARE), which is stored back.
-          prior: with `running`, the previous frame's result carried onto this one: the
-            decoder input kept in `running` is warped along its flow and a share `prior_share`
-            of it taken where the flow is reliable (`adain.steady_features`).
+          offset: (rows, columns), each 0..GRID-1: mirrored pixels added above and to the left
+            of the image (and below and to the right up to a whole cell), which moves it on the
+            decoder's grid; a clip's frames follow the camera with it (`video.grid_offset`).
 
         Returns:
           (H, W, 3) float32 numpy array in [0, 1].
@@ -210,7 +213,7 @@ class Stylizer:
             raise StyleError("style weights must be one per style, >= 0, with a positive sum")
         weights = weights / weights.sum()
         h, w = content.shape[:2]
-        size = (max(8, round(h / 8) * 8), max(8, round(w / 8) * 8))  # The decoder upsamples by 8.
+        size = network_size(h, w)
         alpha = np.float32(alpha)
         stack = None
         if masks is None:
@@ -220,20 +223,17 @@ class Stylizer:
             total = stack.sum(-1, keepdims=True)
             stack = np.where(total > 1e-6, stack / np.maximum(total, 1e-6), 1.0 / len(masks))
             vector, region = vectors, _resize_masks(stack, size)
+        x = _batch(content, size)
+        if any(offset):
+            x, region = _shift(x, offset), None if region is None else [_shift(m, offset) for m in region]
         if running is None:
-            out, stats, _ = self._transform(_batch(content, size), vector, alpha, region)
+            out, stats = self._transform(x, vector, alpha, region)
         else:
             count = running.get("frames", 0)
             share = max(1.0 / (count + 1), CLIP_STATS_SHARE)
-            previous = running.get("features") if prior is not None and prior_share > 0 else None
-            steady = None if previous is None else video.warp_features(previous, prior, size, _border(size),
-                                                                       prior_share)
-            out, stats, target = self._transform(_batch(content, size), vector, alpha, region,
-                                                 running.get("stats"), share, steady)
+            out, stats = self._transform(x, vector, alpha, region, running.get("stats"), share)
             running.update(stats=[ops.convert_to_numpy(s) for s in stats], frames=count + 1)
-            if prior_share > 0:
-                running["features"] = ops.convert_to_numpy(target)
-        out = _image(out, (h, w))
+        out = _image(out[:, offset[0]:offset[0] + size[0], offset[1]:offset[1] + size[1]], (h, w))
         for box in faces.find(content) if face_size else []:
             out = self._face_pass(content, out, box, face_size, vector, alpha, stack, stats)
         return out
@@ -250,10 +250,10 @@ class Stylizer:
         y0 = int(np.clip(round(cy - side / 2), 0, h - side))
         window = np.s_[y0:y0 + side, x0:x0 + side]
         scale = min(face_size / max(fw, fh), MAX_FACE_SCALE)
-        n = max(8, round(side * scale / 8) * 8)
+        n = max(GRID, round(side * scale / GRID) * GRID)
         region = None if stack is None else _resize_masks(stack[window], (n, n))
         # The whole image's content statistics, so that the face keeps the image's tones.
-        face, _, _ = self._transform(_batch(content[window], (n, n)), vector, alpha, region, stats)
+        face, _ = self._transform(_batch(content[window], (n, n)), vector, alpha, region, stats)
         face = _image(face, (side, side))
         yy, xx = np.mgrid[y0:y0 + side, x0:x0 + side] + 0.5
         t = np.clip((1.0 - np.hypot(xx - cx, yy - cy) / (side / 2)) / 0.4, 0.0, 1.0)[..., None]
@@ -263,9 +263,16 @@ class Stylizer:
         return out
 
 
-def _border(size) -> int:
-    """The mirrored border stylized round an image of `size` (H, W): BORDER where it is wider."""
-    return BORDER if min(size) > BORDER else 0
+def network_size(h: int, w: int) -> tuple[int, int]:
+    """The size an (h, w) image is stylized at: the nearest multiple of GRID on each side."""
+    return max(GRID, round(h / GRID) * GRID), max(GRID, round(w / GRID) * GRID)
+
+
+def _shift(batch, offset):
+    """(1, H, W, C) with `offset` (rows, columns) mirrored pixels before it and the rest of a
+    GRID cell after it: (1, H + GRID, W + GRID, C) where both are non-zero."""
+    pad = [(0, 0)] + [(o, (GRID - o) % GRID) for o in offset] + [(0, 0)]
+    return ops.pad(batch, pad, mode="reflect")
 
 
 def _batch(image, size):

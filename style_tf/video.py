@@ -480,6 +480,61 @@ class ClipFrame:
     state: dict  # The engine's memory across the clip (e.g. AdaIN's running content statistics).
 
 
+def grid_offset(state: dict, prior: Prior | None, scale: tuple[float, float], cell: int) -> tuple[int, int]:
+    """Where a clip's frame goes on a network's grid of `cell`-pixel cells: (rows, columns) of
+    padding before it, each 0..cell-1, that follow the camera.
+
+    A decoder that upsamples by `cell` paints its strokes cell by cell: when the camera pans,
+    the picture slides across the cells and each frame gets new strokes, the flicker that
+    `blend` can only average away (at a cost in style). Padding each frame by the camera's
+    motion so far (the median of the reliable flow, summed over the clip, modulo `cell`) keeps
+    the picture where it was on the grid, so a pan keeps its strokes (benchmarks/RESULTS.md,
+    "Video").
+
+    Args:
+      state: the clip's memory across frames (the motion so far is kept in it as "motion").
+      prior: the frame's `Prior` (None: the first frame).
+      scale: (rows, columns) of the network's image per pixel of the frame.
+      cell: the grid's cell, in pixels of the network's image.
+    """
+    motion = state.get("motion", np.zeros(2))
+    camera = None if prior is None else camera_motion(prior)
+    if camera is not None:  # The flow goes back to the previous frame: the picture moved by its opposite.
+        motion = motion - camera[::-1] * np.asarray(scale)
+    state["motion"] = motion
+    return tuple(int(v) for v in np.round(-motion) % cell)
+
+
+# `blend_strength`: pixels moving with the camera take this share of --temporal_blend; those
+# moving more than OWN_MOTION px a frame apart from it take all (benchmarks/RESULTS.md, "Video").
+CAMERA_SHARE = 0.4
+OWN_MOTION = 1.0
+
+def camera_motion(prior: Prior) -> np.ndarray | None:
+    """The flow of `prior` where most of the picture goes with the camera: the median (dx, dy)
+    of its reliable pixels (None without a flow or a reliable pixel)."""
+    if prior.flow is None or not prior.mask.any():
+        return None
+    return np.median(prior.flow[prior.mask > 0], axis=0)
+
+
+def blend_strength(prior: Prior, strength: float) -> np.ndarray | float:
+    """How much of the warped previous result `blend` takes at each pixel: (H, W) float32, or
+    `strength` everywhere without a flow.
+
+    Where the picture moves with the camera, `grid_offset` keeps its strokes, and a strong
+    blend would only blur them (the previous result is resampled by the warp in every frame):
+    those pixels get CAMERA_SHARE of `strength`. Things that move on their own (more than
+    OWN_MOTION px a frame from the camera's motion) are painted anew in each frame, and get all
+    of it."""
+    camera = camera_motion(prior)
+    if camera is None:
+        return strength
+    own = (np.abs(prior.flow - camera).max(-1) > OWN_MOTION).astype(np.float32)
+    own = cv2.GaussianBlur(own, (0, 0), 4.0)  # No seam round a moving thing.
+    return (strength * (CAMERA_SHARE + (1.0 - CAMERA_SHARE) * own)).astype(np.float32)
+
+
 class Track:
     """Follows a clip's input frames and results, and gives each new frame its `Prior`."""
 
@@ -500,47 +555,19 @@ class Track:
         self.frame, self.result = frame, result
 
 
-def warp_features(features: np.ndarray, prior: Prior, size: tuple[int, int], border: int,
-                  strength: float) -> tuple[np.ndarray, np.ndarray]:
-    """A network's features of the previous frame carried onto the current one, as
-    `adain.transform_with_stats` takes them (`prior`).
-
-    Args:
-      features: (1, h, w, C) the previous frame's, computed from it resized to `size` (H, W)
-        with `border` mirrored pixels round it (h = (H + 2 border) / s for the network's stride s).
-      prior: the current frame's `Prior` (its flow and mask at the frame's own size).
-      size: as above.
-      border: as above.
-      strength: how much of the previous features to take where the flow is reliable (0..1).
-
-    Returns:
-      ((1, h, w, C) features warped along the flow, (1, h, w, 1) float32 `strength` times the
-      share of reliable pixels in each feature pixel's cell; 0 in the border).
-    """
-    h, w = features.shape[1:3]
-    pad = round(border * h / (size[0] + 2 * border))
-    inner = (h - 2 * pad, w - 2 * pad)
-    flow = cv2.resize(prior.flow, inner[::-1], interpolation=cv2.INTER_AREA)
-    flow = flow * np.float32([inner[1] / prior.flow.shape[1], inner[0] / prior.flow.shape[0]])
-    weight = cv2.resize(prior.mask, inner[::-1], interpolation=cv2.INTER_AREA) * np.float32(strength)
-    flow = np.pad(flow, ((pad, pad), (pad, pad), (0, 0)))
-    weight = np.pad(weight, ((pad, pad), (pad, pad)))
-    return warp(features[0], flow)[None], weight[None, ..., None].astype(np.float32)
-
-
 # The bands (Gaussian sigmas, px) whose texture energy `blend` gives back: the decoder's strokes.
 DETAIL_SIGMAS = (1.0, 2.0, 4.0)
 
 
-def blend(image: np.ndarray, prior: Prior, strength: float) -> np.ndarray:
-    """`image` moved toward the warped previous result by `strength` (0..1) where the flow is
-    reliable, with the fine detail's contrast of `image` kept: (H, W, 3) float32.
+def blend(image: np.ndarray, prior: Prior, strength) -> np.ndarray:
+    """`image` moved toward the warped previous result by `strength` (0..1, or (H, W) of them)
+    where the flow is reliable, with the fine detail's contrast of `image` kept: (H, W, 3) float32.
 
     Averaging two frames' brushwork (and a frame's with every earlier one, since the previous
     result was blended too) washes it out; each band of `DETAIL_SIGMAS` of the blend is scaled,
     per channel, to the energy that band has in `image`, so the texture keeps its strength
     while following the previous frame's placement (benchmarks/RESULTS.md, "Video")."""
-    weight = strength * prior.mask[..., None]  # (H, W, 1)
+    weight = (np.asarray(strength, np.float32) * prior.mask)[..., None]  # (H, W, 1)
     mixed = (image + weight * (prior.warped - image)).astype(np.float32)
     image = image.astype(np.float32)
     out, rest, rest_image = 0.0, mixed, image
