@@ -122,11 +122,13 @@ class Engine:
             return self.stylizer(content, styles, weights, self.config.alpha, masks, 0)
         h, w = content.shape[:2]
         size = network_size(h, w)
-        offset = video.grid_offset(clip.state, clip.prior, (size[0] / h, size[1] / w), GRID)
+        camera = None if clip.prior is None else video.camera_motion(clip.prior)
+        offset = video.grid_offset(clip.state, camera, (size[0] / h, size[1] / w), GRID)
         out = self.stylizer(content, styles, weights, self.config.alpha, masks, 0, running=clip.state,
                             offset=offset)
         if clip.prior is not None and self.config.temporal_blend > 0:
-            out = video.blend(out, clip.prior, video.blend_strength(clip.prior, self.config.temporal_blend))
+            strength = video.blend_strength(clip.prior, camera, self.config.temporal_blend)
+            out = video.blend(out, clip.prior, strength)
         return out
 
 

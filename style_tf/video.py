@@ -480,7 +480,8 @@ class ClipFrame:
     state: dict  # The engine's memory across the clip (e.g. AdaIN's running content statistics).
 
 
-def grid_offset(state: dict, prior: Prior | None, scale: tuple[float, float], cell: int) -> tuple[int, int]:
+def grid_offset(state: dict, camera: np.ndarray | None, scale: tuple[float, float],
+                cell: int) -> tuple[int, int]:
     """Where a clip's frame goes on a network's grid of `cell`-pixel cells: (rows, columns) of
     padding before it, each 0..cell-1, that follow the camera.
 
@@ -493,12 +494,11 @@ def grid_offset(state: dict, prior: Prior | None, scale: tuple[float, float], ce
 
     Args:
       state: the clip's memory across frames (the motion so far is kept in it as "motion").
-      prior: the frame's `Prior` (None: the first frame).
+      camera: the frame's `camera_motion` (None: the first frame, or no reliable flow).
       scale: (rows, columns) of the network's image per pixel of the frame.
       cell: the grid's cell, in pixels of the network's image.
     """
     motion = state.get("motion", np.zeros(2))
-    camera = None if prior is None else camera_motion(prior)
     if camera is not None:  # The flow goes back to the previous frame: the picture moved by its opposite.
         motion = motion - camera[::-1] * np.asarray(scale)
     state["motion"] = motion
@@ -510,6 +510,7 @@ def grid_offset(state: dict, prior: Prior | None, scale: tuple[float, float], ce
 CAMERA_SHARE = 0.4
 OWN_MOTION = 1.0
 
+
 def camera_motion(prior: Prior) -> np.ndarray | None:
     """The flow of `prior` where most of the picture goes with the camera: the median (dx, dy)
     of its reliable pixels (None without a flow or a reliable pixel)."""
@@ -518,16 +519,15 @@ def camera_motion(prior: Prior) -> np.ndarray | None:
     return np.median(prior.flow[prior.mask > 0], axis=0)
 
 
-def blend_strength(prior: Prior, strength: float) -> np.ndarray | float:
+def blend_strength(prior: Prior, camera: np.ndarray | None, strength: float) -> np.ndarray | float:
     """How much of the warped previous result `blend` takes at each pixel: (H, W) float32, or
-    `strength` everywhere without a flow.
+    `strength` everywhere without a flow (`camera`: `camera_motion(prior)`).
 
     Where the picture moves with the camera, `grid_offset` keeps its strokes, and a strong
     blend would only blur them (the previous result is resampled by the warp in every frame):
     those pixels get CAMERA_SHARE of `strength`. Things that move on their own (more than
     OWN_MOTION px a frame from the camera's motion) are painted anew in each frame, and get all
     of it."""
-    camera = camera_motion(prior)
     if camera is None:
         return strength
     own = (np.abs(prior.flow - camera).max(-1) > OWN_MOTION).astype(np.float32)

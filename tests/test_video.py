@@ -194,8 +194,10 @@ def test_a_pan_keeps_its_strokes_on_the_decoder_grid():
     state = {}
     assert video.grid_offset(state, None, (1.0, 1.0), 8) == (0, 0)
     prior = video.Prior(None, np.ones((96, 128), np.float32), flow)
-    assert video.grid_offset(state, prior, (1.0, 1.0), 8) == (0, 5)  # 3 + 5: a whole cell.
-    assert video.grid_offset(state, prior, (1.0, 1.0), 8) == (0, 2)  # 6 + 2.
+    camera = video.camera_motion(prior)
+    np.testing.assert_allclose(camera, (-3.0, 0.0))
+    assert video.grid_offset(state, camera, (1.0, 1.0), 8) == (0, 5)  # 3 + 5: a whole cell.
+    assert video.grid_offset(state, camera, (1.0, 1.0), 8) == (0, 2)  # 6 + 2.
     run = stylizer.Stylizer.load(precision="float32")
     before = run(first, [images.load_image(STYLE, max_dim=128)])
     inside = np.s_[24:-24, 32:-32]  # Away from the borders, which the pan changes.
@@ -208,10 +210,12 @@ def test_the_blend_holds_what_moves_on_its_own_harder_than_what_moves_with_the_c
     flow = np.zeros((64, 96, 2), np.float32)
     flow[..., 0] = -3.0  # The camera pans.
     flow[16:48, 24:56] = (2.0, 1.0)  # Something moves the other way.
-    strength = video.blend_strength(video.Prior(None, np.ones((64, 96), np.float32), flow), 0.5)
+    prior = video.Prior(None, np.ones((64, 96), np.float32), flow)
+    strength = video.blend_strength(prior, video.camera_motion(prior), 0.5)
     assert strength[32, 40] == pytest.approx(0.5, abs=0.01)
     assert strength[5, 90] == pytest.approx(0.5 * video.CAMERA_SHARE, abs=0.01)
-    assert video.blend_strength(video.Prior(None, np.zeros((64, 96), np.float32), flow), 0.5) == 0.5
+    unsure = video.Prior(None, np.zeros((64, 96), np.float32), flow)
+    assert video.camera_motion(unsure) is None and video.blend_strength(unsure, None, 0.5) == 0.5
 
 
 # --- stylize() on clips ---------------------------------------------------------------------
