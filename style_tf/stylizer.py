@@ -14,6 +14,7 @@ import hashlib
 import typing
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 from keras import ops
@@ -41,6 +42,9 @@ MAX_FACE_SCALE = 3.0
 CLIP_STATS_SHARE = 0.2
 # The decoder upsamples by 8: it paints the image in cells of 8x8 pixels.
 GRID = 8
+# A clip's frame moved on the grid by a fraction of a pixel is resampled, and its result moved
+# back, with this: Lanczos keeps the strokes sharper than bicubic (benchmarks/RESULTS.md, "Video").
+SHIFT_INTERP = cv2.INTER_LANCZOS4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +131,7 @@ class Engine:
         out = self.stylizer(content, styles, weights, self.config.alpha, masks, 0, running=clip.state,
                             offset=offset)
         if clip.prior is not None and self.config.temporal_blend > 0:
-            strength = video.blend_strength(clip.prior, camera, self.config.temporal_blend)
+            strength = video.blend_strength(clip.prior, self.config.temporal_blend)
             out = video.blend(out, clip.prior, strength)
         return out
 
@@ -181,7 +185,7 @@ class Stylizer:
 
     def __call__(self, content, styles, weights=None, alpha: float = 1.0, masks=None,
                  face_size: int = 0, vectors=None, running: dict | None = None,
-                 offset: tuple[int, int] = (0, 0)):
+                 offset: tuple[float, float] = (0, 0)):
         """Stylizes one image.
 
         Args:
@@ -201,9 +205,10 @@ class Stylizer:
           running: a clip's running content statistics (a dict kept across its frames, empty
             at the first): the frame is normalised by their average with its own
             (CLIP_STATS_SHARE), which is stored back.
-          offset: (rows, columns), each 0..GRID-1: mirrored pixels added above and to the left
-            of the image (and below and to the right up to a whole cell), which moves it on the
-            decoder's grid; a clip's frames follow the camera with it (`video.grid_offset`).
+          offset: (rows, columns), each in [0, GRID): how far the image is moved down and right
+            on a canvas of mirrored pixels (a whole cell larger), which moves it on the
+            decoder's grid (fractions resampled, SHIFT_INTERP); a clip's frames follow the
+            camera with it (`video.grid_offset`).
 
         Returns:
           (H, W, 3) float32 numpy array in [0, 1].
@@ -235,7 +240,7 @@ class Stylizer:
             share = max(1.0 / (count + 1), CLIP_STATS_SHARE)
             out, stats = self._transform(x, vector, alpha, region, running.get("stats"), share)
             running.update(stats=[ops.convert_to_numpy(s) for s in stats], frames=count + 1)
-        out = _image(out[:, offset[0]:offset[0] + size[0], offset[1]:offset[1] + size[1]], (h, w))
+        out = _image(_unshift(out, offset, size), (h, w))
         for box in faces.find(content) if face_size else []:
             out = self._face_pass(content, out, box, face_size, vector, alpha, stack, stats)
         return out
@@ -271,10 +276,31 @@ def network_size(h: int, w: int) -> tuple[int, int]:
 
 
 def _shift(batch, offset):
-    """(1, H, W, C) with `offset` (rows, columns) mirrored pixels before it and the rest of a
-    GRID cell after it: (1, H + GRID, W + GRID, C) where both are non-zero."""
-    pad = [(0, 0)] + [(o, (GRID - o) % GRID) for o in offset] + [(0, 0)]
-    return ops.pad(batch, pad, mode="reflect")
+    """(1, H, W, C) moved `offset` (rows, columns) pixels down and right on a canvas of mirrored
+    pixels that ends on a whole GRID cell: (1, H + GRID, W + GRID, C) where both are non-zero.
+    A fractional offset is resampled (SHIFT_INTERP)."""
+    if all(float(o).is_integer() for o in offset):
+        pad = [(0, 0)] + [(int(o), (GRID - int(o)) % GRID) for o in offset] + [(0, 0)]
+        return ops.pad(batch, pad, mode="reflect")
+    x = ops.convert_to_numpy(batch)[0]
+    h, w, c = x.shape
+    x = np.pad(x, ((GRID, GRID), (GRID, GRID), (0, 0)), mode="reflect")
+    move = np.float32([[1, 0, GRID - offset[1]], [0, 1, GRID - offset[0]]])
+    out = cv2.warpAffine(x, move, (w + GRID, h + GRID), flags=SHIFT_INTERP | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REFLECT_101)
+    return out.reshape(1, h + GRID, w + GRID, c)
+
+
+def _unshift(batch, offset, size):
+    """The (1, size..., C) image that `_shift(..., offset)` moved, taken back from its canvas."""
+    if all(float(o).is_integer() for o in offset):
+        oy, ox = int(offset[0]), int(offset[1])
+        return batch[:, oy:oy + size[0], ox:ox + size[1]]
+    x = ops.convert_to_numpy(batch)[0].astype(np.float32)
+    move = np.float32([[1, 0, offset[1]], [0, 1, offset[0]]])
+    out = cv2.warpAffine(x, move, (size[1], size[0]), flags=SHIFT_INTERP | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REFLECT_101)
+    return out.reshape(1, size[0], size[1], x.shape[-1])
 
 
 def _batch(image, size):

@@ -481,16 +481,16 @@ class ClipFrame:
 
 
 def grid_offset(state: dict, camera: np.ndarray | None, scale: tuple[float, float],
-                cell: int) -> tuple[int, int]:
-    """Where a clip's frame goes on a network's grid of `cell`-pixel cells: (rows, columns) of
-    padding before it, each 0..cell-1, that follow the camera.
+                cell: int) -> tuple[float, float]:
+    """Where a clip's frame goes on a network's grid of `cell`-pixel cells: (rows, columns) it
+    is moved down and right by, each in [0, cell), that follow the camera.
 
     A decoder that upsamples by `cell` paints its strokes cell by cell: when the camera pans,
     the picture slides across the cells and each frame gets new strokes, the flicker that
     `blend` can only average away (at a cost in style). Padding each frame by the camera's
     motion so far (the median of the reliable flow, summed over the clip, modulo `cell`) keeps
-    the picture where it was on the grid, so a pan keeps its strokes (benchmarks/RESULTS.md,
-    "Video").
+    the picture where it was on the grid, to a fraction of a pixel (a slow pan moves a fraction
+    a frame), so a pan keeps its strokes (benchmarks/RESULTS.md, "Video").
 
     Args:
       state: the clip's memory across frames (the motion so far is kept in it as "motion").
@@ -502,7 +502,7 @@ def grid_offset(state: dict, camera: np.ndarray | None, scale: tuple[float, floa
     if camera is not None:  # The flow goes back to the previous frame: the picture moved by its opposite.
         motion = motion - camera[::-1] * np.asarray(scale)
     state["motion"] = motion
-    return tuple(int(v) for v in np.round(-motion) % cell)
+    return tuple(float(v) for v in (-motion) % cell)
 
 
 # `blend_strength`: pixels moving with the camera take this share of --temporal_blend; those
@@ -519,18 +519,36 @@ def camera_motion(prior: Prior) -> np.ndarray | None:
     return np.median(prior.flow[prior.mask > 0], axis=0)
 
 
-def blend_strength(prior: Prior, camera: np.ndarray | None, strength: float) -> np.ndarray | float:
-    """How much of the warped previous result `blend` takes at each pixel: (H, W) float32, or
-    `strength` everywhere without a flow (`camera`: `camera_motion(prior)`).
+def camera_field(prior: Prior) -> np.ndarray:
+    """The flow the camera alone makes: (H, W, 2), an affine motion (pan, tilt, zoom, roll) fitted
+    by least squares to `prior`'s reliable flow (every 7th pixel), then again without the pixels
+    more than OWN_MOTION px off the first fit (things that move on their own)."""
+    h, w = prior.flow.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    basis = np.stack([gx.ravel(), gy.ravel(), np.ones(h * w, np.float32)], -1)
+    flow = prior.flow.reshape(-1, 2)
+    use, fit = prior.mask.ravel() > 0, np.zeros_like(flow)
+    for _ in range(2):
+        if not use.any():
+            break
+        coef = np.linalg.lstsq(basis[use][::7], flow[use][::7], rcond=None)[0]
+        fit = basis @ coef
+        use &= np.abs(flow - fit).max(-1) <= OWN_MOTION
+    return fit.reshape(h, w, 2).astype(np.float32)
 
-    Where the picture moves with the camera, `grid_offset` keeps its strokes, and a strong
-    blend would only blur them (the previous result is resampled by the warp in every frame):
-    those pixels get CAMERA_SHARE of `strength`. Things that move on their own (more than
-    OWN_MOTION px a frame from the camera's motion) are painted anew in each frame, and get all
-    of it."""
-    if camera is None:
+
+def blend_strength(prior: Prior, strength: float) -> np.ndarray | float:
+    """How much of the warped previous result `blend` takes at each pixel: (H, W) float32, or
+    `strength` everywhere without a flow or a reliable pixel.
+
+    Where the picture moves with the camera (`camera_field`), `grid_offset` keeps its strokes
+    (all of them in a pan, most in a zoom), and a strong blend would only blur them (the
+    previous result is resampled by the warp in every frame): those pixels get CAMERA_SHARE of
+    `strength`. Things that move on their own (more than OWN_MOTION px a frame from the
+    camera's motion) are painted anew in each frame, and get all of it."""
+    if prior.flow is None or not prior.mask.any():
         return strength
-    own = (np.abs(prior.flow - camera).max(-1) > OWN_MOTION).astype(np.float32)
+    own = (np.abs(prior.flow - camera_field(prior)).max(-1) > OWN_MOTION).astype(np.float32)
     own = cv2.GaussianBlur(own, (0, 0), 4.0)  # No seam round a moving thing.
     return (strength * (CAMERA_SHARE + (1.0 - CAMERA_SHARE) * own)).astype(np.float32)
 

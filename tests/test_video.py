@@ -206,16 +206,44 @@ def test_a_pan_keeps_its_strokes_on_the_decoder_grid():
     assert moved[(0, 5)] < 0.5 * moved[(0, 0)], moved  # The same strokes, moved with the picture.
 
 
+def test_a_pan_by_a_fraction_of_a_pixel_keeps_its_strokes_too():
+    photo = images.load_image(EXAMPLES / "content" / "chelsea.png", max_dim=256)
+    moved = cv2.warpAffine(photo, np.float32([[1, 0, 1.5], [0, 1, 0]]), photo.shape[1::-1],
+                           flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT_101)  # 1.5 px right.
+    first, second = photo[40:136, 40:168], np.clip(moved[40:136, 40:168], 0.0, 1.0)
+    flow = np.zeros((96, 128, 2), np.float32)
+    flow[..., 0] = -1.5
+    state = {}
+    video.grid_offset(state, None, (1.0, 1.0), 8)
+    offset = video.grid_offset(state, video.camera_motion(video.Prior(None, np.ones((96, 128)), flow)),
+                               (1.0, 1.0), 8)
+    assert offset == pytest.approx((0.0, 6.5))
+    style = [images.load_image(STYLE, max_dim=128)]
+    run = stylizer.Stylizer.load(precision="float32")
+    before = cv2.warpAffine(run(first, style), np.float32([[1, 0, 1.5], [0, 1, 0]]), (128, 96),
+                            flags=cv2.INTER_LANCZOS4)  # Where the first frame's strokes go.
+    inside = np.s_[24:-24, 32:-32]
+    change = {o: np.abs(run(second, style, offset=o)[inside] - before[inside]).mean()
+              for o in ((0, 0), (0, 6), (0, 7), offset)}
+    assert change[offset] < 0.65 * min(change[(0, 6)], change[(0, 7)]), change  # Not the nearest whole pixel.
+
+
 def test_the_blend_holds_what_moves_on_its_own_harder_than_what_moves_with_the_camera():
     flow = np.zeros((64, 96, 2), np.float32)
     flow[..., 0] = -3.0  # The camera pans.
     flow[16:48, 24:56] = (2.0, 1.0)  # Something moves the other way.
     prior = video.Prior(None, np.ones((64, 96), np.float32), flow)
-    strength = video.blend_strength(prior, video.camera_motion(prior), 0.5)
+    strength = video.blend_strength(prior, 0.5)
     assert strength[32, 40] == pytest.approx(0.5, abs=0.01)
     assert strength[5, 90] == pytest.approx(0.5 * video.CAMERA_SHARE, abs=0.01)
+    gy, gx = np.mgrid[0:64, 0:96].astype(np.float32)
+    zoom = np.stack([0.05 * (gx - 48), 0.05 * (gy - 32)], -1)  # The camera zooms: 2.4 px at the sides.
+    zoom[16:48, 24:56] += (2.0, 1.0)  # The thing still moves on its own.
+    strength = video.blend_strength(video.Prior(None, np.ones((64, 96), np.float32), zoom), 0.5)
+    assert strength[32, 40] == pytest.approx(0.5, abs=0.01)
+    assert strength[5, 90] == pytest.approx(0.5 * video.CAMERA_SHARE, abs=0.01)  # Not moving on its own.
     unsure = video.Prior(None, np.zeros((64, 96), np.float32), flow)
-    assert video.camera_motion(unsure) is None and video.blend_strength(unsure, None, 0.5) == 0.5
+    assert video.camera_motion(unsure) is None and video.blend_strength(unsure, 0.5) == 0.5
 
 
 # --- stylize() on clips ---------------------------------------------------------------------
