@@ -279,25 +279,29 @@ def _shift(batch, offset):
     """(1, H, W, C) moved `offset` (rows, columns) pixels down and right on a canvas of mirrored
     pixels that ends on a whole GRID cell: (1, H + GRID, W + GRID, C) where both are non-zero.
     A fractional offset is resampled (SHIFT_INTERP)."""
-    if all(float(o).is_integer() for o in offset):
+    if _whole(offset):
         pad = [(0, 0)] + [(int(o), (GRID - int(o)) % GRID) for o in offset] + [(0, 0)]
         return ops.pad(batch, pad, mode="reflect")
-    x = ops.convert_to_numpy(batch)[0]
-    h, w, c = x.shape
-    x = np.pad(x, ((GRID, GRID), (GRID, GRID), (0, 0)), mode="reflect")
-    move = np.float32([[1, 0, GRID - offset[1]], [0, 1, GRID - offset[0]]])
-    out = cv2.warpAffine(x, move, (w + GRID, h + GRID), flags=SHIFT_INTERP | cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_REFLECT_101)
-    return out.reshape(1, h + GRID, w + GRID, c)
+    return _translate(batch, (-offset[0], -offset[1]), (batch.shape[1] + GRID, batch.shape[2] + GRID))
 
 
 def _unshift(batch, offset, size):
     """The (1, size..., C) image that `_shift(..., offset)` moved, taken back from its canvas."""
-    if all(float(o).is_integer() for o in offset):
+    if _whole(offset):
         oy, ox = int(offset[0]), int(offset[1])
         return batch[:, oy:oy + size[0], ox:ox + size[1]]
+    return _translate(batch, offset, size)
+
+
+def _whole(offset) -> bool:
+    return all(float(o).is_integer() for o in offset)
+
+
+def _translate(batch, shift, size):
+    """(1, size..., C) float32 numpy: `batch` sampled at each pixel + `shift` (rows, columns),
+    SHIFT_INTERP, mirrored beyond its edges."""
     x = ops.convert_to_numpy(batch)[0].astype(np.float32)
-    move = np.float32([[1, 0, offset[1]], [0, 1, offset[0]]])
+    move = np.float32([[1, 0, shift[1]], [0, 1, shift[0]]])
     out = cv2.warpAffine(x, move, (size[1], size[0]), flags=SHIFT_INTERP | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REFLECT_101)
     return out.reshape(1, size[0], size[1], x.shape[-1])
