@@ -174,12 +174,13 @@ cli.run(distill.main, distill._define_flags)
 
 def test_jax_trains_without_tensorflow_from_a_pack(photos_and_paintings, tmp_path):
     """The GPU path: KERAS_BACKEND=jax, no TensorFlow, stored targets, then the teacher run in
-    the step (`--targets teacher`), resuming the same run."""
+    the step (`--targets teacher`), resuming the same run. The pack is whole (same --pairs), so
+    neither run adds targets to it."""
     config = _config(tmp_path, photos_and_paintings, steps=2)
     distill.make_pack(config)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     args = [sys.executable, "-c", NO_TENSORFLOW, "--pack", config.pack, "--model_dir", config.model_dir,
-            "--crop", "32", "--batch_size", "2", "--steps_per_epoch", "2"]
+            "--pairs", str(config.pairs), "--crop", "32", "--batch_size", "2", "--steps_per_epoch", "2"]
     for steps, targets in ((2, "pack"), (4, "teacher")):
         result = subprocess.run([*args, "--steps", str(steps), "--targets", targets],
                                 capture_output=True, text=True, env=env, timeout=600)
