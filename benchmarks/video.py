@@ -2,6 +2,7 @@
 
     python -m benchmarks.video --part=quality [--clips a.mp4,b.mp4] [--data data/heldout]
         [--pans 3] [--method adain] [--max_dim 512] [--frames 0] [--set temporal_blend=0.3,...]
+        [--decoder_weights runs/adain/decoder.weights.h5]
     python -m benchmarks.video --part=speed [--clips a.mp4] [--frames 24] [--rounds 2]
     python -m benchmarks.video --part=memory [--frames 3000]
 
@@ -45,6 +46,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("pans", 3, "Synthetic pans over held-out photos (quality).")
     flags.DEFINE_string("method", "adain", "Engine (quality).")
     flags.DEFINE_list("set", [], "Engine settings other than the defaults, name=number (quality).")
+    flags.DEFINE_string("decoder_weights", "bundled", "AdaIN decoder: bundled, or a run's weights (quality).")
     flags.DEFINE_integer("max_dim", 512, "Longest side of the frames.")
     flags.DEFINE_integer("frames", 0, "Frames per clip (0: all; memory: the long clip's).")
     flags.DEFINE_integer("rounds", 2, "Alternating rounds per side (speed).")
@@ -79,6 +81,8 @@ def quality(f, work: Path) -> None:
     model = metrics.feature_model()
     duration = f.frames / float(video.probe(clips[0]).rate) if f.frames else 0.0
     settings = dict({"log_every": 0} if f.method == "optimize" else {}, **_settings(f.set))
+    if f.decoder_weights != "bundled":
+        settings["decoder_weights"] = f.decoder_weights
     try:
         stylize.ENGINES[f.method].Config(**settings)
     except TypeError as e:
