@@ -82,6 +82,8 @@ def quality(f, work: Path) -> None:
     duration = f.frames / float(video.probe(clips[0]).rate) if f.frames else 0.0
     settings = dict({"log_every": 0} if f.method == "optimize" else {}, **_settings(f.set))
     if f.decoder_weights != "bundled":
+        if f.method != "adain":
+            raise StyleError(f"--decoder_weights: an option of --method adain, not of {f.method}")
         settings["decoder_weights"] = f.decoder_weights
     try:
         stylize.ENGINES[f.method].Config(**settings)
