@@ -45,7 +45,9 @@ class StylizationModule(tf.Module):
         size = tf.shape(content_image)[1:3]
         size8 = tf.maximum(8, tf.cast(tf.round(tf.cast(size, tf.float32) / 8.0), tf.int32) * 8)
         x = tf.image.resize(content_image, size8, method="bicubic", antialias=True)
-        out = adain.transform(self.encoder, self.decoder, x, vector, alpha)
+        out = tf.cond(tf.reduce_min(size8) > adain.BORDER,  # Mirroring needs a wider image.
+                      lambda: adain.transform(self.encoder, self.decoder, x, vector, alpha),
+                      lambda: adain.transform(self.encoder, self.decoder, x, vector, alpha, border=0))
         return tf.clip_by_value(tf.image.resize(out, size, method="bicubic", antialias=True), 0.0, 1.0)
 
     @tf.function(input_signature=[IMAGE, IMAGE])

@@ -31,10 +31,11 @@ FEATURE_SCALE = {"block1_conv1": 20.0, "block2_conv1": 100.0, "block3_conv1": 10
                  "block4_conv1": 400.0}
 
 # Pixels of mirrored content added round an image while it is stylized and cropped after: the
-# zero-padded convolutions draw a thin frame at the borders of what they see, which then falls
-# outside the image (a multiple of 8, the decoder's upsampling). Its cost and its effect on the
-# scores: benchmarks/RESULTS.md, "AdaIN quality".
-BORDER = 16
+# zero-padded convolutions draw a frame at the borders of what they see, which then falls
+# outside the image (a multiple of 8, the decoder's upsampling). The trained decoder's frame
+# reaches about 24 px in: 16 px left coloured stripes along the image's edges. Its cost and its
+# effect on the scores: benchmarks/RESULTS.md, "AdaIN quality".
+BORDER = 32
 
 # The decoder mirrors VGG19 up to block4_conv1: (filters, upsample after) per 3x3 conv.
 DECODER_PLAN = ((256, True), (256, False), (256, False), (256, False), (128, True),
@@ -165,7 +166,8 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
 
 
 def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0,
-                         masks=None, border: int = BORDER, stats=None, own=0.0):
+                         masks=None, border: int = BORDER, stats=None, own=0.0,
+                         mirrored: bool = False):
     """`transform`, normalising the content by `stats` if given, and returning what it used.
 
     Args:
@@ -175,12 +177,13 @@ def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, al
       own: with `stats`, the share (0..1) of the image's own statistics mixed into them: a
         clip's frame keeps a running average of the clip's statistics, so that its
         brightness and palette do not pump from frame to frame.
+      mirrored: the content has its `border` of mirrored pixels already (not added again).
       (the rest as in `transform`)
 
     Returns:
       (stylized images, the list of content statistics used).
     """
-    if border:
+    if border and not mirrored:
         pad = [(0, 0), (border, border), (border, border), (0, 0)]
         content = ops.pad(content, pad, mode="reflect")
         masks = None if masks is None else [ops.pad(m, pad, mode="reflect") for m in masks]

@@ -152,14 +152,16 @@ class Stylizer:
         """Args: enc, dec: encoder (with `block4_conv1`) and decoder."""
         self.encoder, self.decoder = enc, dec
         self._vectors = {}  # sha1 of a style's pixels -> its style vector.
-        self._transforms = {}  # border -> the compiled transform.
+        self._transforms = {}  # (border, already mirrored) -> the compiled transform.
 
-    def _transform(self, x, vector, alpha, masks, stats=None, own=0.0):
-        border = BORDER if min(x.shape[1:3]) > BORDER else 0  # Mirroring needs a wider image.
-        if border not in self._transforms:
-            self._transforms[border] = _compile(lambda x, v, a, m, s, o: transform_with_stats(
-                self.encoder, self.decoder, x, v, a, m, border, s, o))
-        return self._transforms[border](x, vector, alpha, masks, stats, np.float32(own))
+    def _transform(self, x, vector, alpha, masks, stats=None, own=0.0, mirrored=None):
+        """`transform_with_stats`, compiled; `mirrored`: the border `x` already has (`_shift`)."""
+        border = _border(x.shape[1:3]) if mirrored is None else mirrored
+        key = (border, mirrored is not None)
+        if key not in self._transforms:
+            self._transforms[key] = _compile(lambda x, v, a, m, s, o: transform_with_stats(
+                self.encoder, self.decoder, x, v, a, m, border, s, o, mirrored=key[1]))
+        return self._transforms[key](x, vector, alpha, masks, stats, np.float32(own))
 
     @classmethod
     def load(cls, decoder_weights: str = "bundled", precision: str = "auto") -> "Stylizer":
@@ -230,15 +232,17 @@ class Stylizer:
             total = stack.sum(-1, keepdims=True)
             stack = np.where(total > 1e-6, stack / np.maximum(total, 1e-6), 1.0 / len(masks))
             vector, region = vectors, _resize_masks(stack, size)
-        x = _batch(content, size)
+        x, mirrored = _batch(content, size), None
         if any(offset):
-            x, region = _shift(x, offset), None if region is None else [_shift(m, offset) for m in region]
+            mirrored = _border(size)
+            x = _shift(x, offset, mirrored)
+            region = None if region is None else [_shift(m, offset, mirrored) for m in region]
         if running is None:
-            out, stats = self._transform(x, vector, alpha, region)
+            out, stats = self._transform(x, vector, alpha, region, mirrored=mirrored)
         else:
             count = running.get("frames", 0)
             share = max(1.0 / (count + 1), CLIP_STATS_SHARE)
-            out, stats = self._transform(x, vector, alpha, region, running.get("stats"), share)
+            out, stats = self._transform(x, vector, alpha, region, running.get("stats"), share, mirrored)
             running.update(stats=[ops.convert_to_numpy(s) for s in stats], frames=count + 1)
         out = _image(_unshift(out, offset, size), (h, w))
         for box in faces.find(content) if face_size else []:
@@ -275,14 +279,18 @@ def network_size(h: int, w: int) -> tuple[int, int]:
     return max(GRID, round(h / GRID) * GRID), max(GRID, round(w / GRID) * GRID)
 
 
-def _shift(batch, offset):
+def _shift(batch, offset, border):
     """(1, H, W, C) moved `offset` (rows, columns) pixels down and right on a canvas of mirrored
-    pixels that ends on a whole GRID cell: (1, H + GRID, W + GRID, C) where both are non-zero.
-    A fractional offset is resampled (SHIFT_INTERP)."""
+    pixels that ends on a whole GRID cell, (1, H + GRID, W + GRID, C) where both are non-zero,
+    with `border` more mirrored pixels round that (the transform's, `mirrored`). One mirror, about
+    the image's own edges: mirroring the canvas again folded its few mirrored pixels into a thin
+    band along each edge, which the decoder painted as a stripe there (benchmarks/RESULTS.md,
+    "Video"). A fractional offset is resampled (SHIFT_INTERP)."""
     if _whole(offset):
-        pad = [(0, 0)] + [(int(o), (GRID - int(o)) % GRID) for o in offset] + [(0, 0)]
+        pad = [(0, 0)] + [(border + int(o), border + (GRID - int(o)) % GRID) for o in offset] + [(0, 0)]
         return ops.pad(batch, pad, mode="reflect")
-    return _translate(batch, (-offset[0], -offset[1]), (batch.shape[1] + GRID, batch.shape[2] + GRID))
+    size = (batch.shape[1] + GRID + 2 * border, batch.shape[2] + GRID + 2 * border)
+    return _translate(batch, (-offset[0] - border, -offset[1] - border), size)
 
 
 def _unshift(batch, offset, size):
@@ -291,6 +299,11 @@ def _unshift(batch, offset, size):
         oy, ox = int(offset[0]), int(offset[1])
         return batch[:, oy:oy + size[0], ox:ox + size[1]]
     return _translate(batch, offset, size)
+
+
+def _border(size) -> int:
+    """The mirrored border an image of `size` is stylized with: BORDER where it is wider."""
+    return BORDER if min(size) > BORDER else 0
 
 
 def _whole(offset) -> bool:

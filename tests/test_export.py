@@ -143,6 +143,8 @@ def test_savedmodel_hub_load_and_keras_layer(tmp_path, monkeypatch, decoder_file
     assert out.shape == (1, 50, 70, 3) and np.isfinite(out.numpy()).all()
     half = module.with_alpha(tf.constant(content), tf.constant(style), tf.constant(0.5))[0]
     assert half.shape == out.shape
+    small = module(tf.constant(content[:, :20, :30]), tf.constant(style))[0]  # No room to mirror.
+    assert small.shape == (1, 20, 30, 3) and np.isfinite(small.numpy()).all()
     layer = hub.KerasLayer(str(path), signature="serving_default", output_key=sig.STYLIZED_IMAGE)
     via_layer = layer({sig.CONTENT_IMAGE: tf.constant(content), sig.STYLE_IMAGE: tf.constant(style)})
     np.testing.assert_allclose(via_layer.numpy(), out.numpy(), atol=1e-5)

@@ -64,3 +64,15 @@ def test_the_face_pass_changes_only_round_small_faces(style_image):
     ones = np.ones(astronaut.shape[:2], np.float32)
     masked = run(astronaut, [style_image, astronaut], masks=[ones, 0 * ones], face_size=4 * w)
     np.testing.assert_allclose(masked, refined, atol=2e-3)
+
+
+@pytest.mark.parametrize("offset", [(3, 5), (3, 5.5)])
+def test_a_moved_image_is_mirrored_once_about_its_own_edges(offset):
+    x = np.random.default_rng(0).uniform(size=(1, 40, 48, 3)).astype(np.float32)
+    canvas = np.asarray(stylizer._shift(x, offset, 16))
+    assert canvas.shape == (1, 40 + 8 + 32, 48 + 8 + 32, 3)
+    top = 16 + offset[0]  # The image's first row; the canvas above it mirrors the rows below it.
+    for k in range(1, top + 1):
+        np.testing.assert_allclose(canvas[:, top - k], canvas[:, top + k], atol=1e-5)
+    if float(offset[1]).is_integer():
+        np.testing.assert_allclose(canvas[:, top:top + 40, 21:69], x, atol=1e-5)
