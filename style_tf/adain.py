@@ -167,7 +167,7 @@ def transform(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0, ma
 
 def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, alpha=1.0,
                          masks=None, border: int = BORDER, stats=None, own=0.0,
-                         mirrored: bool = False):
+                         mirrored: bool = False, follow: float = 0.0):
     """`transform`, normalising the content by `stats` if given, and returning what it used.
 
     Args:
@@ -177,6 +177,9 @@ def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, al
       own: with `stats`, the share (0..1) of the image's own statistics mixed into them: a
         clip's frame keeps a running average of the clip's statistics, so that its
         brightness and palette do not pump from frame to frame.
+      follow: with `stats`, the image's own statistics count more where they are far from
+        them: their share is at least the channels' mean shift, in `stats`' stds, over `follow`
+        (a new scene is not normalised by the last one's); 0: `own` alone.
       mirrored: the content has its `border` of mirrored pixels already (not added again).
       (the rest as in `transform`)
 
@@ -190,26 +193,31 @@ def transform_with_stats(enc: keras.Model, dec: keras.Model, content, vector, al
     feat = ops.cast(enc(content)[BOTTLENECK], "float32")  # (B, H/8, W/8, 512)
     crop = border // 8  # The content's statistics come from the image, not its mirrored border.
     if masks is None:
-        used = [_mixed(content_vector(feat, crop=crop), stats, 0, own)]
+        used = [_mixed(content_vector(feat, crop=crop), stats, 0, own, follow)]
         target = apply_style_vector(feat, vector, stats=used[0])
     else:
         size = ops.shape(feat)[1:3]
         target, used = 0.0, []
         for i, (v, m) in enumerate(zip(vector, masks)):
             m = ops.image.resize(ops.cast(m, "float32"), size, interpolation="bilinear")
-            used.append(_mixed(content_vector(feat, m, crop), stats, i, own))
+            used.append(_mixed(content_vector(feat, m, crop), stats, i, own, follow))
             target = target + m * apply_style_vector(feat, v, stats=used[-1])
     target = alpha * target + (1.0 - alpha) * feat
     out = ops.clip(ops.cast(dec(target), "float32"), 0.0, 1.0)
     return (out[:, border:-border, border:-border] if border else out), used
 
 
-def _mixed(own_stats, stats, index: int, own):
+def _mixed(own_stats, stats, index: int, own, follow: float = 0.0):
     """The statistics `transform_with_stats` uses: the image's own, or `stats[index]` with a
-    share `own` of the image's own mixed in."""
+    share `own` of the image's own mixed in (more where they differ, `follow`)."""
     if stats is None:
         return own_stats
-    return own * own_stats + (1.0 - own) * stats[index]
+    given = stats[index]
+    if follow:
+        c = given.shape[-1] // 2  # Means, then stds.
+        shift = ops.mean(ops.abs(own_stats[..., :c] - given[..., :c]) / (given[..., c:] + 1e-3))
+        own = ops.maximum(own, ops.minimum(shift / follow, 1.0))
+    return own * own_stats + (1.0 - own) * given
 
 
 def training_losses(enc: keras.Model, dec: keras.Model, content, style,

@@ -40,6 +40,11 @@ MAX_FACE_SCALE = 3.0
 # the statistics of a scene the camera had left, and its style came out weaker
 # (benchmarks/RESULTS.md, "Video").
 CLIP_STATS_SHARE = 0.2
+# ... and more as its channel means move from the average: all of it at a mean shift of this many
+# of the average's stds, in proportion below, so that a new scene is not normalised by the one
+# the camera left. A still camera's frames shift 0.01-0.02, a camera moving over changing
+# scenes 0.04 at the median and up to 0.7 (benchmarks/RESULTS.md, "Video").
+CLIP_STATS_FOLLOW = 0.1
 # The decoder upsamples by 8: it paints the image in cells of 8x8 pixels.
 GRID = 8
 # A clip's frame moved on the grid by a fraction of a pixel is resampled, and its result moved
@@ -152,15 +157,15 @@ class Stylizer:
         """Args: enc, dec: encoder (with `block4_conv1`) and decoder."""
         self.encoder, self.decoder = enc, dec
         self._vectors = {}  # sha1 of a style's pixels -> its style vector.
-        self._transforms = {}  # (border, already mirrored) -> the compiled transform.
+        self._transforms = {}  # (border, already mirrored, follow) -> the compiled transform.
 
-    def _transform(self, x, vector, alpha, masks, stats=None, own=0.0, mirrored=None):
+    def _transform(self, x, vector, alpha, masks, stats=None, own=0.0, mirrored=None, follow=0.0):
         """`transform_with_stats`, compiled; `mirrored`: the border `x` already has (`_shift`)."""
         border = _border(x.shape[1:3]) if mirrored is None else mirrored
-        key = (border, mirrored is not None)
+        key = (border, mirrored is not None, follow)
         if key not in self._transforms:
             self._transforms[key] = _compile(lambda x, v, a, m, s, o: transform_with_stats(
-                self.encoder, self.decoder, x, v, a, m, border, s, o, mirrored=key[1]))
+                self.encoder, self.decoder, x, v, a, m, border, s, o, mirrored=key[1], follow=follow))
         return self._transforms[key](x, vector, alpha, masks, stats, np.float32(own))
 
     @classmethod
@@ -206,7 +211,7 @@ class Stylizer:
             styles (a batch run draws one of thousands per photo) keeps these, not the images.
           running: a clip's running content statistics (a dict kept across its frames, empty
             at the first): the frame is normalised by their average with its own
-            (CLIP_STATS_SHARE), which is stored back.
+            (CLIP_STATS_SHARE, more where they differ: CLIP_STATS_FOLLOW), which is stored back.
           offset: (rows, columns), each in [0, GRID): how far the image is moved down and right
             on a canvas of mirrored pixels (a whole cell larger), which moves it on the
             decoder's grid (fractions resampled, SHIFT_INTERP); a clip's frames follow the
@@ -242,7 +247,8 @@ class Stylizer:
         else:
             count = running.get("frames", 0)
             share = max(1.0 / (count + 1), CLIP_STATS_SHARE)
-            out, stats = self._transform(x, vector, alpha, region, running.get("stats"), share, mirrored)
+            out, stats = self._transform(x, vector, alpha, region, running.get("stats"), share, mirrored,
+                                         CLIP_STATS_FOLLOW)
             running.update(stats=[ops.convert_to_numpy(s) for s in stats], frames=count + 1)
         out = _image(_unshift(out, offset, size), (h, w))
         for box in faces.find(content) if face_size else []:
