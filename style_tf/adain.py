@@ -37,6 +37,12 @@ FEATURE_SCALE = {"block1_conv1": 20.0, "block2_conv1": 100.0, "block3_conv1": 10
 # effect on the scores: benchmarks/RESULTS.md, "AdaIN quality".
 BORDER = 32
 
+
+def border_for(size) -> int:
+    """The mirrored border an image of `size` (rows, columns) is stylized with: BORDER where the
+    image is wider than that (mirroring needs it), else none."""
+    return BORDER if min(size) > BORDER else 0
+
 # The decoder mirrors VGG19 up to block4_conv1: (filters, upsample after) per 3x3 conv.
 DECODER_PLAN = ((256, True), (256, False), (256, False), (256, False), (128, True),
                 (128, False), (64, True), (64, False))

@@ -211,14 +211,14 @@ def make_pack(config: DistillConfig) -> None:
 def _teacher():
     """The AdaIN engine's network as it stylizes (bundled decoder, mirrored border, alpha 1, no
     face pass), compiled: (B, n, n, 3) contents and styles -> (B, n, n, 3) results."""
-    from style_tf.stylizer import _border, _compile
+    from style_tf.stylizer import _compile
 
     enc = adain.encoder(layers=(adain.BOTTLENECK,))
     dec = adain.load_decoder(adain.decoder_path())
 
     def stylize(content, style):
         vector = adain.style_vector(ops.cast(enc(style)[adain.BOTTLENECK], "float32"))
-        return adain.transform(enc, dec, content, vector, border=_border(content.shape[1:3]))
+        return adain.transform(enc, dec, content, vector, border=adain.border_for(content.shape[1:3]))
 
     return _compile(stylize)
 

@@ -21,9 +21,9 @@ from keras import ops
 
 from style_tf import faces, vgg, video
 from style_tf.adain import (
-    BORDER,
     BOTTLENECK,
     MIN_SIDE,
+    border_for,
     decoder_path,
     encoder,
     load_decoder,
@@ -161,7 +161,7 @@ class Stylizer:
 
     def _transform(self, x, vector, alpha, masks, stats=None, own=0.0, mirrored=None, follow=0.0):
         """`transform_with_stats`, compiled; `mirrored`: the border `x` already has (`_shift`)."""
-        border = _border(x.shape[1:3]) if mirrored is None else mirrored
+        border = border_for(x.shape[1:3]) if mirrored is None else mirrored
         key = (border, mirrored is not None, follow)
         if key not in self._transforms:
             self._transforms[key] = _compile(lambda x, v, a, m, s, o: transform_with_stats(
@@ -239,7 +239,7 @@ class Stylizer:
             vector, region = vectors, _resize_masks(stack, size)
         x, mirrored = _batch(content, size), None
         if any(offset):
-            mirrored = _border(size)
+            mirrored = border_for(size)
             x = _shift(x, offset, mirrored)
             region = None if region is None else [_shift(m, offset, mirrored) for m in region]
         if running is None:
@@ -305,11 +305,6 @@ def _unshift(batch, offset, size):
         oy, ox = int(offset[0]), int(offset[1])
         return batch[:, oy:oy + size[0], ox:ox + size[1]]
     return _translate(batch, offset, size)
-
-
-def _border(size) -> int:
-    """The mirrored border an image of `size` is stylized with: BORDER where it is wider."""
-    return BORDER if min(size) > BORDER else 0
 
 
 def _whole(offset) -> bool:
