@@ -50,6 +50,8 @@ GRID = 8
 # A clip's frame moved on the grid by a fraction of a pixel is resampled, and its result moved
 # back, with this: Lanczos keeps the strokes sharper than bicubic (benchmarks/RESULTS.md, "Video").
 SHIFT_INTERP = cv2.INTER_LANCZOS4
+# The detail bands (Gaussian sigmas, px) a result moved back by a fraction keeps the energy of.
+UNSHIFT_SIGMAS = (1.0, 2.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,11 +302,16 @@ def _shift(batch, offset, border):
 
 
 def _unshift(batch, offset, size):
-    """The (1, size..., C) image that `_shift(..., offset)` moved, taken back from its canvas."""
+    """The (1, size..., C) image that `_shift(..., offset)` moved, taken back from its canvas.
+
+    A fractional offset is resampled, which softens the strokes; their detail bands get back the
+    energy they have on the canvas (`video.keep_detail`, UNSHIFT_SIGMAS)."""
     if _whole(offset):
         oy, ox = int(offset[0]), int(offset[1])
         return batch[:, oy:oy + size[0], ox:ox + size[1]]
-    return _translate(batch, offset, size)
+    oy, ox = round(offset[0]), round(offset[1])
+    canvas = ops.convert_to_numpy(batch)[0, oy:oy + size[0], ox:ox + size[1]]
+    return video.keep_detail(_translate(batch, offset, size)[0], canvas, UNSHIFT_SIGMAS)[None]
 
 
 def _whole(offset) -> bool:

@@ -427,12 +427,13 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(image, np.float32) @ np.float32([0.299, 0.587, 0.114]) * 255).astype(np.uint8)
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """`image` sampled at x + flow(x) (bilinear, edges repeated): (H, W, C) float32."""
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """`image` sampled at x + flow(x) (`interpolation`, bilinear by default; edges repeated):
+    (H, W, C) float32."""
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     out = cv2.remap(np.asarray(image, np.float32), gx + flow[..., 0], gy + flow[..., 1],
-                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                    interpolation, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(image.shape)
 
 
@@ -558,6 +559,11 @@ def blend_strength(prior: Prior, strength: float) -> np.ndarray | float:
     return (strength * (CAMERA_SHARE + (1.0 - CAMERA_SHARE) * own)).astype(np.float32)
 
 
+# How the previous result is warped onto a frame: Lanczos, sharper than bilinear, whose blur the
+# blend carried into every later frame (benchmarks/RESULTS.md, "Video").
+WARP_INTERP = cv2.INTER_LANCZOS4
+
+
 class Track:
     """Follows a clip's input frames and results, and gives each new frame its `Prior`."""
 
@@ -571,7 +577,8 @@ class Track:
             return None
         backward = optical_flow(frame, self.frame)
         forward = optical_flow(self.frame, frame)
-        return Prior(warp(self.result, backward), reliable(backward, forward), backward)
+        warped = warp(self.result, backward, WARP_INTERP)
+        return Prior(warped, reliable(backward, forward), backward)
 
     def update(self, frame: np.ndarray, result: np.ndarray) -> None:
         """Remembers `frame` and its result for the next frame's prior."""
@@ -587,21 +594,27 @@ def blend(image: np.ndarray, prior: Prior, strength) -> np.ndarray:
     where the flow is reliable, with the fine detail's contrast of `image` kept: (H, W, 3) float32.
 
     Averaging two frames' brushwork (and a frame's with every earlier one, since the previous
-    result was blended too) washes it out; each band of `DETAIL_SIGMAS` of the blend is scaled,
-    per channel, to the energy that band has in `image`, so the texture keeps its strength
-    while following the previous frame's placement (benchmarks/RESULTS.md, "Video")."""
+    result was blended too) washes it out; `keep_detail` gives the texture its strength back
+    while it follows the previous frame's placement (benchmarks/RESULTS.md, "Video")."""
     weight = (np.asarray(strength, np.float32) * prior.mask)[..., None]  # (H, W, 1)
     mixed = (image + weight * (prior.warped - image)).astype(np.float32)
-    image = image.astype(np.float32)
-    out, rest, rest_image = 0.0, mixed, image
-    for sigma in DETAIL_SIGMAS:
-        low = cv2.GaussianBlur(mixed, (0, 0), sigma)
-        low_image = cv2.GaussianBlur(image, (0, 0), sigma)
-        band, band_image = rest - low, rest_image - low_image
-        gain = _stds(band_image) / np.maximum(_stds(band), 1e-6)
-        out = out + band * gain
-        rest, rest_image = low, low_image
-    return np.clip(rest + out, 0.0, 1.0).astype(np.float32)
+    return np.clip(keep_detail(mixed, image, DETAIL_SIGMAS), 0.0, 1.0)
+
+
+def keep_detail(image: np.ndarray, reference: np.ndarray, sigmas) -> np.ndarray:
+    """`image` with each detail band (differences of Gaussians of `sigmas`, px, finest first)
+    scaled, per channel, to the energy that band has in `reference`: (H, W, C) float32. What
+    averaging or resampling took from the texture's contrast is given back."""
+    image, reference = np.asarray(image, np.float32), np.ascontiguousarray(reference, np.float32)
+    out, rest, rest_reference = image, image, reference  # (OpenCV's arithmetic: half numpy's time.)
+    for sigma in sigmas:
+        low = cv2.GaussianBlur(rest, (0, 0), sigma)
+        low_reference = cv2.GaussianBlur(rest_reference, (0, 0), sigma)
+        band = cv2.subtract(rest, low)
+        gain = _stds(cv2.subtract(rest_reference, low_reference)) / np.maximum(_stds(band), 1e-6) - 1.0
+        out = cv2.add(out, cv2.multiply(band, (*gain.tolist(), 0.0)))
+        rest, rest_reference = low, low_reference
+    return out
 
 
 def _stds(image: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The AdaIN engine over whole images: blending, masks and the face pass."""
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -64,6 +65,19 @@ def test_the_face_pass_changes_only_round_small_faces(style_image):
     ones = np.ones(astronaut.shape[:2], np.float32)
     masked = run(astronaut, [style_image, astronaut], masks=[ones, 0 * ones], face_size=4 * w)
     np.testing.assert_allclose(masked, refined, atol=2e-3)
+
+
+def test_a_result_moved_back_by_a_fraction_keeps_its_strokes_sharp():
+    canvas = np.random.default_rng(0).uniform(size=(1, 72, 88, 3)).astype(np.float32)  # Strokes.
+    size, offset = (64, 80), (3.5, 2.5)
+    out = np.asarray(stylizer._unshift(canvas, offset, size))[0]
+    plain = stylizer._translate(canvas, offset, size)[0]  # Resampled alone.
+    fine = lambda x: x - cv2.GaussianBlur(x, (0, 0), 1.0)  # noqa: E731
+    sharp = fine(canvas[0, 4:68, 2:82]).std()  # The nearest whole-pixel crop.
+    assert fine(plain).std() < 0.8 * sharp
+    assert fine(out).std() == pytest.approx(sharp, rel=0.1)
+    assert np.corrcoef(out.ravel(), plain.ravel())[0, 1] > 0.9  # The same picture, in the same place.
+    np.testing.assert_array_equal(stylizer._unshift(canvas, (3, 2), size), canvas[:, 3:67, 2:82])
 
 
 @pytest.mark.parametrize("offset", [(3, 5), (3, 5.5)])
