@@ -520,21 +520,24 @@ def camera_motion(prior: Prior) -> np.ndarray | None:
 
 def camera_field(prior: Prior) -> np.ndarray:
     """The flow the camera alone makes: (H, W, 2), an affine motion (pan, tilt, zoom, roll) fitted
-    by least squares to `prior`'s reliable flow (every 7th pixel), then again without the pixels
-    more than OWN_MOTION px off the first fit (things that move on their own)."""
+    by least squares to the reliable flow (every 7th pixel) within 3 OWN_MOTION px of its
+    median, then again to that within OWN_MOTION px of the first fit. Starting from the
+    median, not from a fit to all of it, keeps a large thing that moves on its own (a bus
+    crossing a still street) from bending the camera's motion, which took every pixel for one
+    that moves on its own (benchmarks/RESULTS.md, "Video")."""
     h, w = prior.flow.shape[:2]
-    columns, rows = np.arange(w, dtype=np.float32)[:, None], np.arange(h, dtype=np.float32)[:, None, None]
-    flow = prior.flow.reshape(-1, 2)
-    use, fit = prior.mask.ravel() > 0, np.zeros((h, w, 2), np.float32)
-    for _ in range(2):
+    sample = np.flatnonzero(prior.mask.ravel() > 0)[::7]
+    flow = prior.flow.reshape(-1, 2)[sample]  # (N, 2)
+    basis = np.stack([sample % w, sample // w, np.ones_like(sample)], -1).astype(np.float32)  # (N, 3)
+    coef = np.zeros((3, 2), np.float32)  # x, y, 1 -> (dx, dy)
+    coef[2] = np.median(flow, axis=0) if sample.size else 0.0
+    for near in (3.0 * OWN_MOTION, OWN_MOTION):
+        use = np.abs(flow - basis @ coef).max(axis=-1) <= near
         if not use.any():
             break
-        sample = np.flatnonzero(use)[::7]
-        basis = np.stack([sample % w, sample // w, np.ones_like(sample)], -1).astype(np.float32)
-        coef = np.linalg.lstsq(basis, flow[sample], rcond=None)[0]  # (3, 2): x, y, 1 -> (dx, dy).
-        fit = (columns * coef[0] + rows * coef[1] + coef[2]).astype(np.float32)
-        use &= _apart(prior.flow, fit).ravel() <= OWN_MOTION
-    return fit
+        coef = np.linalg.lstsq(basis[use], flow[use], rcond=None)[0]
+    columns, rows = np.arange(w, dtype=np.float32)[:, None], np.arange(h, dtype=np.float32)[:, None, None]
+    return (columns * coef[0] + rows * coef[1] + coef[2]).astype(np.float32)
 
 
 def _apart(flow: np.ndarray, other: np.ndarray) -> np.ndarray:
