@@ -606,10 +606,11 @@ def blend(image: np.ndarray, prior: Prior, strength) -> np.ndarray:
 
 def keep_detail(image: np.ndarray, reference: np.ndarray, sigmas) -> np.ndarray:
     """`image` with each detail band (differences of Gaussians of `sigmas`, px, finest first)
-    scaled, per channel, to the energy that band has in `reference`: (H, W, C) float32. What
-    averaging or resampling took from the texture's contrast is given back."""
+    scaled, per channel, to the energy that band has in `reference`: (H, W, C) float32, C <= 4
+    (OpenCV's per-channel scalars). What averaging or resampling took from the texture's
+    contrast is given back."""
     image, reference = np.asarray(image, np.float32), np.ascontiguousarray(reference, np.float32)
-    out, rest, rest_reference = image, image, reference  # (OpenCV's arithmetic: half numpy's time.)
+    out, rest, rest_reference = image, image, reference  # (OpenCV's arithmetic: cheaper than numpy's.)
     for sigma in sigmas:
         low = cv2.GaussianBlur(rest, (0, 0), sigma)
         low_reference = cv2.GaussianBlur(rest_reference, (0, 0), sigma)
