@@ -309,8 +309,8 @@ def _unshift(batch, offset, size):
     if _whole(offset):
         oy, ox = int(offset[0]), int(offset[1])
         return batch[:, oy:oy + size[0], ox:ox + size[1]]
-    oy, ox = round(offset[0]), round(offset[1])
-    canvas = ops.convert_to_numpy(batch)[0, oy:oy + size[0], ox:ox + size[1]]
+    batch, oy, ox = ops.convert_to_numpy(batch), round(offset[0]), round(offset[1])
+    canvas = batch[0, oy:oy + size[0], ox:ox + size[1]]
     return video.keep_detail(_translate(batch, offset, size)[0], canvas, UNSHIFT_SIGMAS)[None]
 
 

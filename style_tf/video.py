@@ -580,8 +580,7 @@ class Track:
             return None
         backward = optical_flow(frame, self.frame)
         forward = optical_flow(self.frame, frame)
-        warped = warp(self.result, backward, WARP_INTERP)
-        return Prior(warped, reliable(backward, forward), backward)
+        return Prior(warp(self.result, backward, WARP_INTERP), reliable(backward, forward), backward)
 
     def update(self, frame: np.ndarray, result: np.ndarray) -> None:
         """Remembers `frame` and its result for the next frame's prior."""

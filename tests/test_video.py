@@ -246,7 +246,6 @@ def test_the_blend_holds_what_moves_on_its_own_harder_than_what_moves_with_the_c
     assert video.camera_motion(unsure) is None and video.blend_strength(unsure, 0.5) == 0.5
 
 
-
 def test_a_large_thing_moving_fast_does_not_bend_the_cameras_motion():
     flow = np.zeros((64, 96, 2), np.float32)  # A still camera.
     flow[:, 40:80] = (-18.0, 0.0)  # A bus crossing: 40% of the frame, fast.
@@ -255,6 +254,7 @@ def test_a_large_thing_moving_fast_does_not_bend_the_cameras_motion():
     strength = video.blend_strength(prior, 0.5)
     assert strength[32, 10] == pytest.approx(0.5 * video.CAMERA_SHARE, abs=0.01)  # The street.
     assert strength[32, 60] == pytest.approx(0.5, abs=0.01)  # The bus.
+
 
 # --- stylize() on clips ---------------------------------------------------------------------
 
