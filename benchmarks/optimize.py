@@ -73,10 +73,17 @@ def tutorial_gram(features, mask=None):
     return tf.einsum("bijc,bijd->bcd", features, features) / positions
 
 
+def tutorial_total_variation(image):
+    """The tutorial's total variation, `tf.image.total_variation`, differentiated as written."""
+    return tf.reduce_sum(tf.image.total_variation(image))
+
+
 class TutorialProblem(optimize.Problem):
-    """The engine's loss computed as the tutorial computes it: float32, the tutorial's Gram."""
+    """The engine's loss computed as the tutorial computes it: float32, the tutorial's Gram
+    and total variation."""
 
     gram = staticmethod(tutorial_gram)
+    total_variation = staticmethod(tutorial_total_variation)
 
     def __init__(self, content, style):
         config = optimize.OptimizeConfig(precision="float32", optimizer="adam", scales=())

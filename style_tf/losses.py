@@ -93,11 +93,24 @@ def style_loss(grams: dict, targets: dict, layer_weights: dict | None = None):
     return weighted_layer_mean(parts, layer_weights or {}, "style")
 
 
+@ops.custom_gradient
 def total_variation(images):
-    """Sum of absolute differences of neighbouring pixels: (B, H, W, C) -> scalar (batch sum)."""
-    dy = ops.abs(images[:, 1:, :, :] - images[:, :-1, :, :])
-    dx = ops.abs(images[:, :, 1:, :] - images[:, :, :-1, :])
-    return ops.sum(dy) + ops.sum(dx)
+    """Sum of absolute differences of neighbouring pixels: (B, H, W, C) -> scalar (batch sum).
+
+    Its gradient, the differences' signs scattered back by two padded subtractions, is written
+    out: TensorFlow's own, through the slices' gradients, took a tenth of the optimize engine's
+    whole evaluation (benchmarks/RESULTS.md, "Optimize engine")."""
+    dy = images[:, 1:, :, :] - images[:, :-1, :, :]
+    dx = images[:, :, 1:, :] - images[:, :, :-1, :]
+
+    def grad(*args, upstream=None):
+        upstream = args[0] if upstream is None else upstream
+        sy, sx = ops.sign(dy) * upstream, ops.sign(dx) * upstream
+        before, after, none = (1, 0), (0, 1), (0, 0)
+        return (ops.pad(sy, (none, before, none, none)) - ops.pad(sy, (none, after, none, none))
+                + ops.pad(sx, (none, none, before, none)) - ops.pad(sx, (none, none, after, none)))
+
+    return ops.sum(ops.abs(dy)) + ops.sum(ops.abs(dx)), grad
 
 
 def temporal_loss(images, warped, mask):

@@ -156,6 +156,7 @@ class Problem:
     """The loss of one scale: content/style targets computed once, a compiled loss and gradient."""
 
     gram = staticmethod(losses.gram_matrix)  # (B, H, W, C) features, mask -> (B, C, C) float32.
+    total_variation = staticmethod(losses.total_variation)  # (B, H, W, 3) image -> scalar.
 
     def __init__(self, model: keras.Model, config: OptimizeConfig, content: np.ndarray,
                  styles: list[np.ndarray], style_weights: list[float],
@@ -213,7 +214,7 @@ class Problem:
                                              self.style_layer_weights)
                 parts[f"style/mask{i}"] = value
                 style += self.style_weights[i] * value
-        tv = losses.total_variation(image)
+        tv = self.total_variation(image)
         parts.update({"content": content, "style": style, "tv": tv})
         total = c.content_weight * content + c.style_weight * style + c.tv_weight * tv
         if self.temporal is not None:
