@@ -98,8 +98,8 @@ def total_variation(images):
     """Sum of absolute differences of neighbouring pixels: (B, H, W, C) -> scalar (batch sum).
 
     Its gradient, the differences' signs scattered back by two padded subtractions, is written
-    out: TensorFlow's own, through the slices' gradients, took a tenth of the optimize engine's
-    whole evaluation (benchmarks/RESULTS.md, "Optimize engine")."""
+    out: TensorFlow's own, through the slices' gradients, is slower (benchmarks/RESULTS.md,
+    "Optimize engine")."""
     dy = images[:, 1:, :, :] - images[:, :-1, :, :]
     dx = images[:, :, 1:, :] - images[:, :, :-1, :]
 
